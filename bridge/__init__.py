@@ -1,0 +1,34 @@
+"""bridge: customer problem reports -> GitLab/Jira issues, and back to the reporter."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from bridge.bootstrap import Deps, build_deps, check_configuration, load_configuration
+from bridge.config import Settings
+
+
+def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
+    """The web application. Without ``deps`` it builds real adapters from ``settings`` (by
+    default read from ``config.yaml``); invalid configuration raises ``ConfigError`` listing
+    every problem."""
+    if deps is None:
+        if settings is None:
+            settings, mappings = load_configuration()
+        else:
+            mappings = check_configuration(settings)
+        deps = build_deps(settings, mappings)
+
+    from bridge.cli import cli
+    from bridge.web import chatbot, health
+    from bridge.web.problems import register_error_handlers
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = deps.settings.server.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["bridge"] = deps
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(chatbot.bp)
+    app.cli.add_command(cli)
+    return app

@@ -1,0 +1,40 @@
+"""The job queue (huey). It carries only job ids; the database holds the truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+
+RUN_JOB_TASK = "bridge.run_job"
+SWEEP_TASK = "bridge.sweep"
+
+
+def make_huey(*, redis_url: str | None, sqlite_path: Path, immediate: bool = False) -> Huey:
+    """``RedisHuey`` when ``REDIS_URL`` is set (many machines), else an embedded SQLite queue."""
+    if redis_url:
+        return RedisHuey("bridge", url=redis_url, results=False, immediate=immediate)
+    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("bridge", filename=str(sqlite_path), results=False, immediate=immediate)
+
+
+class JobQueue:
+    """Registers the bridge's tasks on a huey instance and enqueues job ids."""
+
+    def __init__(
+        self, huey: Huey, *, run_job: Callable[[int], None], sweep: Callable[[], None]
+    ) -> None:
+        self.huey = huey
+        self._run_job = huey.task(name=RUN_JOB_TASK)(run_job)
+        huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(sweep)
+
+    def enqueue(self, job_id: int, *, delay: float = 0) -> None:
+        if delay > 0:
+            self._run_job.schedule(args=(job_id,), delay=delay)
+        else:
+            self._run_job(job_id)
+
+    def depth(self) -> int:
+        """Jobs waiting in the queue right now (not counting scheduled ones)."""
+        return int(self.huey.pending_count())

@@ -1,0 +1,149 @@
+"""The SQL schema: the source of truth. The queue only carries job ids."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), always returned aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tracking_id: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    locale: Mapped[str] = mapped_column(String(8))
+    reporter_email: Mapped[str] = mapped_column(String(320), index=True)
+    reporter_name: Mapped[str | None] = mapped_column(String(200))
+    organization: Mapped[str | None] = mapped_column(String(200))
+    conversation_id: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    impact: Mapped[str | None] = mapped_column(Text)
+    declared_priority: Mapped[str | None] = mapped_column(String(100))
+    product: Mapped[str | None] = mapped_column(String(100))
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    # Decided by the worker; persisted before the tracker is called so retries agree.
+    severity: Mapped[str | None] = mapped_column(String(10))
+    kind: Mapped[str | None] = mapped_column(String(10))
+    po_review: Mapped[bool | None] = mapped_column(Boolean)
+    rules: Mapped[list[Any] | None] = mapped_column(JSON)
+    tracker: Mapped[str | None] = mapped_column(String(10))
+    project: Mapped[str | None] = mapped_column(String(200))
+    board_id: Mapped[int | None] = mapped_column(Integer)
+    planned: Mapped[bool] = mapped_column(Boolean, default=False)
+    sprint_slot: Mapped[str | None] = mapped_column(String(10))
+    sprint_id: Mapped[str | None] = mapped_column(String(64))
+    sprint_name: Mapped[str | None] = mapped_column(String(200))
+    sprint_start: Mapped[date | None] = mapped_column(Date)
+    sprint_due: Mapped[date | None] = mapped_column(Date)
+    issue_key: Mapped[str | None] = mapped_column(String(100))
+    issue_url: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StatusEvent(Base):
+    """The reporter-facing history of a ticket."""
+
+    __tablename__ = "status_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """One inbound webhook delivery; the unique key makes redeliveries no-ops."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_key", name="uq_deliveries_source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    delivery_key: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(50))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The body we answered with, returned verbatim on a repeat."""
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Followup(Base):
+    __tablename__ = "followups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    not_fixed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    commented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set once the comment is in the tracker, so a retry of a later step does not repeat it."""
+
+
+class Job(Base):
+    """A unit of background work. Every job ends ``done`` or ``dead`` (with its last error)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state_due", "state", "next_attempt_at"),
+        Index("ix_jobs_ticket_order", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    """The follow-up (or other row) the job acts on, when not the ticket itself."""
+    state: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    """Start of the retry horizon: creation, or the last replay."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,299 @@
+"""Every read and write the bridge makes to its database, one transaction per method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, Ticket
+from bridge.domain import Classification, Destination, IssueRef, Plan, Status
+
+PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accepted:
+    """The outcome of storing an inbound delivery."""
+
+    response: dict[str, Any]
+    job_id: int | None
+    duplicate: bool
+
+
+class DuplicateDelivery(Exception):
+    """Raised inside a transaction when the delivery key was seen before."""
+
+
+class Store:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._now = clock
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- intake -------------------------------------------------------------------------
+
+    def accept(
+        self,
+        *,
+        source: str,
+        delivery_key: str,
+        event_type: str,
+        build: Callable[[Session, datetime], tuple[int | None, dict[str, Any], Job | None]],
+    ) -> Accepted:
+        """Record a delivery exactly once and, in the same transaction, what it creates.
+
+        ``build`` adds the rows the delivery creates and returns (ticket id, response, job).
+        A repeated key returns the first response and creates nothing.
+        """
+        now = self._now()
+        try:
+            with self.session() as session:
+                delivery = Delivery(
+                    source=source, delivery_key=delivery_key, event_type=event_type, received_at=now
+                )
+                session.add(delivery)
+                session.flush()  # the unique key is checked here, before any other row
+                ticket_id, response, job = build(session, now)
+                delivery.ticket_id = ticket_id
+                delivery.response = response
+                session.flush()
+                return Accepted(response=response, job_id=job.id if job else None, duplicate=False)
+        except IntegrityError:
+            previous = self.find_delivery(source, delivery_key)
+            if previous is None:  # not a duplicate key: a real integrity problem
+                raise
+            return Accepted(response=previous.response or {}, job_id=None, duplicate=True)
+
+    def find_delivery(self, source: str, delivery_key: str) -> Delivery | None:
+        with self.session() as session:
+            return session.scalar(
+                select(Delivery).where(Delivery.source == source, Delivery.delivery_key == delivery_key)
+            )
+
+    @staticmethod
+    def new_job(session: Session, *, kind: str, ticket_id: int, now: datetime, subject_id: int | None = None) -> Job:
+        job = Job(
+            kind=kind,
+            ticket_id=ticket_id,
+            subject_id=subject_id,
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            retry_from=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(job)
+        session.flush()
+        return job
+
+    @staticmethod
+    def add_status(session: Session, ticket: Ticket, status: Status, now: datetime) -> None:
+        ticket.status = status.value
+        ticket.updated_at = now
+        session.add(StatusEvent(ticket_id=ticket.id, status=status.value, at=now))
+
+    # --- tickets --------------------------------------------------------------------------
+
+    def ticket(self, ticket_id: int) -> Ticket:
+        with self.session() as session:
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is None:
+                raise LookupError(f"ticket {ticket_id} does not exist")
+            return ticket
+
+    def ticket_by_tracking_id(self, tracking_id: str) -> Ticket | None:
+        with self.session() as session:
+            return session.scalar(select(Ticket).where(Ticket.tracking_id == tracking_id))
+
+    def tickets_by_email(self, email: str, *, limit: int = 100) -> Sequence[Ticket]:
+        with self.session() as session:
+            return session.scalars(
+                select(Ticket)
+                .where(func.lower(Ticket.reporter_email) == email.lower())
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(limit)
+            ).all()
+
+    def history(self, ticket_id: int) -> Sequence[StatusEvent]:
+        with self.session() as session:
+            return session.scalars(
+                select(StatusEvent).where(StatusEvent.ticket_id == ticket_id).order_by(StatusEvent.id)
+            ).all()
+
+    def followup(self, followup_id: int) -> Followup:
+        with self.session() as session:
+            row = session.get(Followup, followup_id)
+            if row is None:
+                raise LookupError(f"follow-up {followup_id} does not exist")
+            return row
+
+    def mark_commented(self, followup_id: int) -> None:
+        with self.session() as session:
+            row = session.get(Followup, followup_id)
+            if row is not None and row.commented_at is None:
+                row.commented_at = self._now()
+
+    def save_decision(self, ticket_id: int, classification: Classification, dest: Destination) -> None:
+        with self.session() as session:
+            ticket = _get(session, ticket_id)
+            ticket.severity = classification.severity.value
+            ticket.kind = classification.kind.value
+            ticket.po_review = classification.po_review
+            ticket.rules = list(classification.rules)
+            ticket.tracker, ticket.project, ticket.board_id = dest.tracker, dest.project, dest.board_id
+            ticket.updated_at = self._now()
+
+    def save_plan(self, ticket_id: int, plan: Plan) -> None:
+        with self.session() as session:
+            ticket = _get(session, ticket_id)
+            sprint = plan.sprint
+            ticket.planned = True
+            ticket.sprint_slot = plan.slot.value if plan.slot else None
+            ticket.sprint_id = sprint.id if sprint else None
+            ticket.sprint_name = sprint.name if sprint else None
+            ticket.sprint_start = sprint.start_date if sprint else None
+            ticket.sprint_due = sprint.due_date if sprint else None
+            ticket.updated_at = self._now()
+
+    def save_issue(self, ticket_id: int, ref: IssueRef) -> None:
+        """Record the tracker issue and move the ticket to ``triaged`` (once)."""
+        with self.session() as session:
+            ticket = _get(session, ticket_id)
+            ticket.issue_key, ticket.issue_url = ref.key, ref.url
+            if ticket.status == Status.RECEIVED.value:
+                self.add_status(session, ticket, Status.TRIAGED, self._now())
+            else:
+                ticket.updated_at = self._now()
+
+    def set_status(self, ticket_id: int, status: Status) -> None:
+        with self.session() as session:
+            ticket = _get(session, ticket_id)
+            if ticket.status != status.value:
+                self.add_status(session, ticket, status, self._now())
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def claim(self, job_id: int, *, lease: timedelta) -> Job | None:
+        """Atomically take a due job (or one whose worker died) for this worker."""
+        now = self._now()
+        with self.session() as session:
+            claimed = session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    or_(
+                        and_(Job.state == PENDING, Job.next_attempt_at <= now),
+                        and_(Job.state == RUNNING, Job.lease_until < now),
+                    ),
+                )
+                .values(state=RUNNING, lease_until=now + lease, attempts=Job.attempts + 1, updated_at=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return session.get(Job, job_id)
+
+    def blocking_job(self, job: Job) -> int | None:
+        """An older unfinished job for the same ticket, which must go first."""
+        with self.session() as session:
+            return session.scalar(
+                select(Job.id)
+                .where(Job.ticket_id == job.ticket_id, Job.id < job.id, Job.state.in_((PENDING, RUNNING)))
+                .limit(1)
+            )
+
+    def reschedule(self, job_id: int, *, at: datetime, error: str | None, count_attempt: bool = True) -> None:
+        now = self._now()
+        values: dict[str, Any] = {"state": PENDING, "next_attempt_at": at, "lease_until": None, "updated_at": now}
+        if error is not None:
+            values["last_error"] = error
+        if not count_attempt:
+            values["attempts"] = Job.attempts - 1
+        with self.session() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+    def finish(self, job_id: int, *, dead_reason: str | None = None) -> int | None:
+        """Mark the job done (or dead with its reason); return the ticket's next pending job."""
+        now = self._now()
+        with self.session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return None
+            job.state = DEAD if dead_reason else DONE
+            job.lease_until = None
+            job.finished_at = job.updated_at = now
+            if dead_reason:
+                job.last_error = dead_reason
+            return session.scalar(
+                select(Job.id)
+                .where(Job.ticket_id == job.ticket_id, Job.id > job.id, Job.state == PENDING)
+                .order_by(Job.id)
+                .limit(1)
+            )
+
+    def job(self, job_id: int) -> Job | None:
+        with self.session() as session:
+            return session.get(Job, job_id)
+
+    def jobs_to_sweep(self, *, grace: timedelta, limit: int = 500) -> list[int]:
+        """Due jobs the queue should have run by now (lost enqueue, killed worker)."""
+        now = self._now()
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(Job.id)
+                    .where(
+                        or_(
+                            and_(Job.state == PENDING, Job.next_attempt_at <= now - grace),
+                            and_(Job.state == RUNNING, Job.lease_until < now),
+                        )
+                    )
+                    .order_by(Job.id)
+                    .limit(limit)
+                )
+            )
+
+    def jobs(self, *, state: str | None = None, limit: int = 100) -> Sequence[Job]:
+        with self.session() as session:
+            query = select(Job).order_by(Job.id.desc()).limit(limit)
+            if state:
+                query = query.where(Job.state == state)
+            return session.scalars(query).all()
+
+    def replay(self, job_id: int) -> bool:
+        """Give a dead job a fresh retry horizon; True if it was dead."""
+        now = self._now()
+        with self.session() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == DEAD)
+                .values(
+                    state=PENDING, attempts=0, next_attempt_at=now, retry_from=now,
+                    finished_at=None, updated_at=now,
+                )  # fmt: skip
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def count_jobs(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+            return {state: count for state, count in rows}
+
+
+def _get(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise LookupError(f"ticket {ticket_id} does not exist")
+    return ticket

@@ -1,0 +1,1 @@
+"""Tracker adapters: GitLab and Jira behind one port."""

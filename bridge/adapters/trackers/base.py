@@ -1,0 +1,65 @@
+"""The port every tracker adapter implements.
+
+The pipeline speaks only this protocol; it never imports ``gitlab`` or ``jira``.
+Every method raises ``RetryableError`` or ``PermanentError`` and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
+
+CapacityUnit = Literal["issues", "weight"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SprintQuery:
+    """How to find the current and next sprint (from ``mappings/sprints.yaml``)."""
+
+    title_pattern: str | None = None
+    """A regular expression a GitLab milestone or Jira sprint name must match (search, not full match)."""
+    include_group_milestones: bool = True
+
+
+class Tracker(Protocol):
+    name: str
+    """``gitlab`` or ``jira``."""
+
+    def find_issue(self, dest: Destination, *, tracking_id: str) -> IssueRef | None:
+        """The issue whose title starts with ``[<tracking_id>]``, if one exists.
+
+        Called before every create: a create that timed out may have succeeded.
+        """
+        ...
+
+    def create_issue(self, dest: Destination, issue: NewIssue) -> IssueRef:
+        """File the issue with labels, priority and sprint (GitLab milestone set on create)."""
+        ...
+
+    def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
+        """Idempotently put an existing issue into a sprint (Jira agile API; GitLab milestone)."""
+        ...
+
+    def sprints(self, dest: Destination, query: SprintQuery, *, today: str) -> SprintWindow:
+        """The current sprint (contains ``today``, ISO date) and the next one after it."""
+        ...
+
+    def sprint_load(
+        self, dest: Destination, sprint: Sprint, *, label: str, unit: CapacityUnit
+    ) -> float:
+        """Open issues carrying ``label`` in the sprint: their count, or the sum of their weight."""
+        ...
+
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
+        """Add a comment to the issue."""
+        ...
+
+    def reopen(self, dest: Destination, ref: IssueRef) -> None:
+        """Reopen a closed issue; a no-op when it is already open."""
+        ...
+
+    def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
+        """Online check of credentials, project, board and current sprint; problems found."""
+        ...

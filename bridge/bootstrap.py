@@ -1,0 +1,177 @@
+"""The composition root: the one place that knows which adapters are real.
+
+``build_deps`` wires settings, mappings, store, queue, trackers and job handlers.
+Tests pass fakes through ``overrides`` instead of patching import paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from huey import Huey
+
+from bridge.adapters.queue import JobQueue, make_huey
+from bridge.adapters.store.db import make_engine
+from bridge.adapters.store.repository import Store
+from bridge.adapters.trackers.base import Tracker
+from bridge.config import Settings, load_settings, tracker_problems
+from bridge.errors import ConfigError, Problem
+from bridge.jobs import JobRunner
+from bridge.mappings import Mappings, load_mappings
+from bridge.pipeline.file_ticket import TicketFiler
+from bridge.pipeline.followup import FollowupApplier
+from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
+from bridge.pipeline.plan import SprintPlanner
+from bridge.pipeline.route import trackers_in_use
+from bridge.yamlfile import LoadedYaml
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    mappings: Mappings
+    store: Store
+    queue: JobQueue
+    trackers: Mapping[str, Tracker]
+    runner: JobRunner
+    secret_key: str
+    clock: Callable[[], datetime] = utc_now
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def enqueue_safely(self, job_id: int) -> None:
+        """Queue a stored job; if the queue is unreachable the sweep picks the job up later."""
+        try:
+            self.queue.enqueue(job_id)
+        except Exception:
+            log.warning("queue.enqueue_failed", extra={"job_id": job_id}, exc_info=True)
+
+
+def current_deps() -> Deps:
+    deps: Deps = current_app.extensions["bridge"]
+    return deps
+
+
+def load_configuration(config_path: str | Path | None = None) -> tuple[Settings, Mappings]:
+    """Settings and mappings, checked together; one ``ConfigError`` lists every problem."""
+    settings, loaded = load_settings(config_path)
+    return settings, check_configuration(settings, loaded)
+
+
+def check_configuration(settings: Settings, loaded: LoadedYaml | None = None) -> Mappings:
+    problems: list[Problem] = []
+    mappings: Mappings | None = None
+    try:
+        mappings = load_mappings(settings.mappings_path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if mappings is not None:
+        problems.extend(tracker_problems(settings, trackers_in_use(mappings.routing, settings), loaded))
+    if not settings.chatbot.signing_secrets:
+        problems.append(_missing(loaded, ("chatbot", "signing_secrets"), "CHATBOT_SIGNING_SECRET"))
+    if problems or mappings is None:
+        raise ConfigError(problems)
+    return mappings
+
+
+def _missing(loaded: LoadedYaml | None, loc: tuple[str, ...], env_var: str) -> Problem:
+    return Problem(
+        file=loaded.path if loaded else "config.yaml",
+        key=".".join(loc),
+        line=loaded.line_of(loc) if loaded else None,
+        message=f"required (set {env_var})",
+    )
+
+
+def build_trackers(settings: Settings, used: set[str]) -> dict[str, Tracker]:
+    """Real tracker adapters for every tracker that routing uses. No network call here."""
+    trackers: dict[str, Tracker] = {}
+    if "gitlab" in used:
+        from bridge.adapters.trackers.gitlab import GitLabTracker
+
+        gl = settings.trackers.gitlab
+        trackers["gitlab"] = GitLabTracker(url=gl.url or "", token=gl.token or "", timeout=gl.timeout_seconds)
+    if "jira" in used:
+        from bridge.adapters.trackers.jira import JiraTracker
+
+        jira = settings.trackers.jira
+        trackers["jira"] = JiraTracker(
+            url=jira.url or "",
+            user=jira.user or "",
+            api_token=jira.api_token or "",
+            timeout=jira.timeout_seconds,
+            issue_type=jira.issue_type,
+            story_points_field=jira.story_points_field,
+        )
+    return trackers
+
+
+def secret_key_for(settings: Settings) -> str:
+    """``BRIDGE_SECRET_KEY``, or one generated once and kept in the instance directory."""
+    if settings.server.secret_key:
+        return settings.server.secret_key
+    path = settings.path(settings.server.instance_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def build_deps(
+    settings: Settings,
+    mappings: Mappings,
+    *,
+    trackers: Mapping[str, Tracker] | None = None,
+    huey: Huey | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Deps:
+    store = Store(make_engine(settings.database_url), clock=clock)
+    if trackers is None:
+        trackers = build_trackers(settings, trackers_in_use(mappings.routing, settings))
+    routing = mappings.routing
+    planner = SprintPlanner(
+        policy=mappings.sprints,
+        trackers=trackers,
+        bugfix_label=lambda tracker: routing.labels[tracker].kind.format(kind="bugfix"),  # type: ignore[index]
+        timezone=settings.timezone,
+        clock=clock,
+    )
+    handlers = {
+        FILE_TICKET: TicketFiler(store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner),
+        APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers),
+    }
+    holder: list[JobQueue] = []
+    runner = JobRunner(
+        store=store,
+        handlers=handlers,
+        delivery=settings.delivery,
+        enqueue=lambda job_id, delay: holder[0].enqueue(job_id, delay=delay),
+        clock=clock,
+    )
+    if huey is None:
+        huey = make_huey(redis_url=settings.queue.redis_url, sqlite_path=settings.queue_sqlite_path)
+    queue = JobQueue(huey, run_job=runner.run, sweep=runner.sweep)
+    holder.append(queue)
+    return Deps(
+        settings=settings,
+        mappings=mappings,
+        store=store,
+        queue=queue,
+        trackers=trackers,
+        runner=runner,
+        secret_key=secret_key_for(settings),
+        clock=clock,
+    )

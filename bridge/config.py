@@ -1,0 +1,224 @@
+"""Settings from ``config.yaml`` and the environment, validated as a whole.
+
+``load_settings`` either returns a complete ``Settings`` or raises ``ConfigError``
+listing every problem with file, key and line. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from bridge.errors import ConfigError, Problem
+from bridge.yamlfile import LoadedYaml, YamlFileError, load_yaml, validate
+
+TrackerName = Literal["gitlab", "jira"]
+
+
+def _comma_list(value: object) -> object:
+    """Accept ``"a,b"`` as well as a YAML list (secret rotation lists come from env vars)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], BeforeValidator(_comma_list)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    instance_dir: str = "instance"
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str | None = None
+    """SQLAlchemy URL; unset means a SQLite file in the instance directory."""
+
+
+class QueueSettings(_Section):
+    redis_url: str | None = None
+    sqlite_path: str | None = None
+    """Unset means ``queue.db`` in the instance directory."""
+    worker_threads: int = Field(2, ge=1, le=64)
+
+
+class ChatbotSettings(_Section):
+    signing_secrets: CommaList = Field(default_factory=list)
+    api_token: str | None = None
+    replay_window_seconds: int = Field(300, ge=1)
+
+
+class GitLabSettings(_Section):
+    url: str | None = None
+    token: str | None = None
+    project: str | None = None
+    webhook_secret: str | None = None
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class JiraSettings(_Section):
+    url: str | None = None
+    user: str | None = None
+    api_token: str | None = None
+    project: str | None = None
+    board_id: int | None = None
+    webhook_secret: str | None = None
+    issue_type: str = "Bug"
+    story_points_field: str | None = None
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class TrackerSettings(_Section):
+    default: TrackerName = "gitlab"
+    gitlab: GitLabSettings = GitLabSettings()
+    jira: JiraSettings = JiraSettings()
+
+
+class MailSettings(_Section):
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    mail_from: str | None = None
+    notify_debounce_seconds: float = Field(60, ge=0)
+
+
+class DeliverySettings(_Section):
+    retry_horizon_hours: float = Field(72, gt=0)
+    backoff_base_seconds: float = Field(5, gt=0)
+    backoff_max_seconds: float = Field(1800, gt=0)
+    lease_seconds: float = Field(300, gt=0)
+    """A running job not finished after this long is considered lost (worker killed)."""
+    sweep_interval_seconds: int = Field(60, ge=5)
+
+
+class IntakeSettings(_Section):
+    email_inbound_token: str | None = None
+    mailgun_signing_key: str | None = None
+
+
+class PrivacySettings(_Section):
+    reporter_email_in_tracker: bool = False
+
+
+class AdminSettings(_Section):
+    token: str | None = None
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    queue: QueueSettings = QueueSettings()
+    chatbot: ChatbotSettings = ChatbotSettings()
+    trackers: TrackerSettings = TrackerSettings()
+    mail: MailSettings = MailSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    intake: IntakeSettings = IntakeSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    admin: AdminSettings = AdminSettings()
+    timezone: str = "Europe/Copenhagen"
+    mappings_dir: str = "mappings"
+    base_dir: str = "."
+    """Directory relative paths (mappings, instance) are resolved against."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def path(self, relative: str) -> Path:
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.path(self.server.instance_dir) / 'bridge.db'}"
+
+    @property
+    def queue_sqlite_path(self) -> Path:
+        return self.path(self.queue.sqlite_path or f"{self.server.instance_dir}/queue.db")
+
+    @property
+    def mappings_path(self) -> Path:
+        return self.path(self.mappings_dir)
+
+
+# What each tracker needs before the bridge can file into it, and the env var to set.
+_REQUIRED_TRACKER_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "gitlab": (("url", "GITLAB_URL"), ("token", "GITLAB_TOKEN"), ("project", "GITLAB_PROJECT")),
+    "jira": (
+        ("url", "JIRA_URL"),
+        ("user", "JIRA_USER"),
+        ("api_token", "JIRA_API_TOKEN"),
+        ("project", "JIRA_PROJECT"),
+    ),
+}
+
+
+def tracker_problems(
+    settings: Settings, used: set[str], loaded: LoadedYaml | None = None
+) -> list[Problem]:
+    """Problems for trackers that routing uses but whose connection is incomplete."""
+    problems: list[Problem] = []
+    file = loaded.path if loaded else "config.yaml"
+    for tracker in sorted(used):
+        section = getattr(settings.trackers, tracker)
+        for key, env_var in _REQUIRED_TRACKER_KEYS[tracker]:
+            if not getattr(section, key):
+                loc: tuple[str | int, ...] = ("trackers", tracker, key)
+                problems.append(
+                    Problem(
+                        file=file,
+                        key=".".join(map(str, loc)),
+                        line=loaded.line_of(loc) if loaded else None,
+                        message=f"required because routing files issues in {tracker} (set {env_var})",
+                    )
+                )
+    return problems
+
+
+def load_settings(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Settings, LoadedYaml]:
+    """Read and validate the config file (``BRIDGE_CONFIG``, default ``config.yaml``)."""
+    env = os.environ if env is None else env
+    config_path = Path(path or env.get("BRIDGE_CONFIG") or "config.yaml")
+    try:
+        loaded = load_yaml(config_path, env)
+    except YamlFileError as exc:
+        raise ConfigError([exc.problem]) from None
+    problems: list[Problem] = []
+    if isinstance(loaded.data, dict):
+        loaded.data.setdefault("base_dir", str(config_path.resolve().parent))
+    settings = validate(Settings, loaded, problems)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings, loaded

@@ -1,0 +1,129 @@
+"""Running one job: claim, keep per-ticket order, retry with backoff, or dead-letter.
+
+Every job ends ``done`` or ``dead`` with its last error; nothing is retried forever
+and nothing is dropped. A killed worker's job is taken again once its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from bridge.adapters.store.models import Job
+from bridge.adapters.store.repository import Store
+from bridge.config import DeliverySettings
+from bridge.errors import PermanentError, RetryableError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], None]
+Enqueue = Callable[[int, float], None]
+
+# A job waiting behind an older one for the same ticket is woken by that job's end;
+# this is only the fallback poll in case that wake-up is lost.
+BLOCKED_RECHECK = timedelta(seconds=60)
+SWEEP_GRACE = timedelta(seconds=30)
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    retry_after: float | None,
+    base: float,
+    cap: float,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Delay before the next attempt: the server's ``Retry-After`` when given (plus a little
+    jitter so a burst does not return at the same instant), else capped exponential backoff
+    with equal jitter."""
+    if retry_after is not None:
+        return retry_after + rng() * min(1.0, 0.1 * retry_after)
+    exp = min(cap, base * 2 ** max(0, attempt - 1))
+    return exp / 2 + rng() * exp / 2
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        handlers: Mapping[str, Handler],
+        delivery: DeliverySettings,
+        enqueue: Enqueue,
+        clock: Callable[[], datetime],
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._handlers = handlers
+        self._delivery = delivery
+        self._enqueue = enqueue
+        self._now = clock
+        self._rng = rng
+
+    def run(self, job_id: int) -> None:
+        job = self._store.claim(job_id, lease=timedelta(seconds=self._delivery.lease_seconds))
+        if job is None:
+            return  # not due yet, already finished, or another worker holds it
+        blocker = self._store.blocking_job(job)
+        if blocker is not None:
+            log.info("job.blocked", extra={"job_id": job.id, "blocked_by": blocker})
+            self._store.reschedule(job.id, at=self._now() + BLOCKED_RECHECK, error=None, count_attempt=False)
+            return
+        handler = self._handlers.get(job.kind)
+        if handler is None:
+            self._dead(job, f"no handler for job kind {job.kind!r}")
+            return
+        try:
+            handler(job)
+        except RetryableError as exc:
+            self._retry(job, str(exc), exc.retry_after)
+        except (PermanentError, LookupError) as exc:
+            self._dead(job, str(exc))
+        except Exception as exc:
+            # A bug, not the tracker: keep the job and retry, so a fixed deploy can finish it.
+            log.exception("job.crashed", extra={"job_id": job.id, "kind": job.kind})
+            self._retry(job, f"unexpected {type(exc).__name__}: {exc}", None)
+        else:
+            log.info("job.done", extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts})
+            self._wake(self._store.finish(job.id))
+
+    def sweep(self) -> int:
+        """Re-queue due jobs the queue lost (crash between commit and enqueue, killed worker)."""
+        job_ids = self._store.jobs_to_sweep(grace=SWEEP_GRACE)
+        for job_id in job_ids:
+            self._enqueue(job_id, 0)
+        if job_ids:
+            log.info("sweep.requeued", extra={"count": len(job_ids)})
+        return len(job_ids)
+
+    def _retry(self, job: Job, error: str, retry_after: float | None) -> None:
+        delay = backoff_seconds(
+            job.attempts,
+            retry_after=retry_after,
+            base=self._delivery.backoff_base_seconds,
+            cap=self._delivery.backoff_max_seconds,
+            rng=self._rng,
+        )
+        now = self._now()
+        horizon = job.retry_from + timedelta(hours=self._delivery.retry_horizon_hours)
+        if now + timedelta(seconds=delay) > horizon:
+            hours = (now - job.retry_from).total_seconds() / 3600
+            self._dead(job, f"gave up after {job.attempts} attempts over {hours:.1f} h: {error}")
+            return
+        log.warning(
+            "job.retry",
+            extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts, "delay_s": round(delay, 2),
+                   "error": error},
+        )  # fmt: skip
+        self._store.reschedule(job.id, at=now + timedelta(seconds=delay), error=error)
+        self._enqueue(job.id, delay)
+
+    def _dead(self, job: Job, reason: str) -> None:
+        log.error("job.dead", extra={"job_id": job.id, "kind": job.kind, "reason": reason})
+        self._wake(self._store.finish(job.id, dead_reason=reason))
+
+    def _wake(self, next_job_id: int | None) -> None:
+        if next_job_id is not None:
+            self._enqueue(next_job_id, 0)

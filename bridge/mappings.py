@@ -1,0 +1,204 @@
+"""Behaviour as data: ``mappings/*.yaml`` parsed into typed, validated objects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bridge.domain import Severity, SprintSlot
+from bridge.errors import ConfigError, Problem
+from bridge.yamlfile import YamlFileError, load_yaml, validate
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _phrases_ok(phrases: list[str]) -> list[str]:
+    cleaned = [p.strip() for p in phrases]
+    if any(not p for p in cleaned):
+        raise ValueError("phrases must not be empty")
+    return cleaned
+
+
+# --- severity.yaml -------------------------------------------------------------------------
+
+
+class KeywordRule(_Model):
+    name: str = Field(min_length=1)
+    severity: Severity
+    po_review: bool = False
+    phrases: list[str] = Field(min_length=1)
+
+    _check_phrases = field_validator("phrases")(_phrases_ok)
+
+
+class OrganizationTier(_Model):
+    min_severity: Severity | None = None
+    po_review: bool = False
+
+
+class ProductRule(_Model):
+    min_severity: Severity | None = None
+    po_review: bool = False
+
+
+class SeverityRules(_Model):
+    default: Severity = Severity.MEDIUM
+    hotfix_severities: list[Severity] = [Severity.CRITICAL]
+    declared_priority: dict[Severity, list[str]] = {}
+    keywords: list[KeywordRule] = []
+    high_impact_phrases: list[str] = []
+    po_review_severities: list[Severity] = [Severity.CRITICAL]
+    organization_tiers: dict[str, OrganizationTier] = {}
+    organizations: dict[str, str] = {}
+    products: dict[str, ProductRule] = {}
+
+    @model_validator(mode="after")
+    def _tiers_exist(self) -> SeverityRules:
+        unknown = sorted({t for t in self.organizations.values() if t not in self.organization_tiers})
+        if unknown:
+            raise ValueError(f"organizations refer to undefined tier(s): {', '.join(unknown)}")
+        return self
+
+
+# --- routing.yaml --------------------------------------------------------------------------
+
+
+class RouteCondition(_Model):
+    product: list[str] = []
+    organization: list[str] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RouteCondition:
+        if not self.product and not self.organization:
+            raise ValueError("a route needs `product` and/or `organization` in `when`")
+        return self
+
+
+class Route(_Model):
+    name: str = Field(min_length=1)
+    when: RouteCondition
+    tracker: Literal["gitlab", "jira"]
+    project: str | None = None
+    board_id: int | None = None
+
+
+class LabelScheme(_Model):
+    severity: str
+    kind: str
+    source: str
+    po_review: str
+    needs_planning: str
+
+    @field_validator("severity", "kind", "source", "po_review", "needs_planning")
+    @classmethod
+    def _placeholders_known(cls, value: str) -> str:
+        try:
+            value.format(severity="s", kind="k", source="c")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder in {value!r}: {exc}") from None
+        return value
+
+
+class Routing(_Model):
+    routes: list[Route] = []
+    labels: dict[Literal["gitlab", "jira"], LabelScheme]
+    jira_priority: dict[Severity, str]
+
+    @model_validator(mode="after")
+    def _complete(self) -> Routing:
+        missing = [t for t in ("gitlab", "jira") if t not in self.labels]
+        if missing:
+            raise ValueError(f"labels missing for: {', '.join(missing)}")
+        missing_prio = [s.value for s in Severity if s not in self.jira_priority]
+        if missing_prio:
+            raise ValueError(f"jira_priority missing for: {', '.join(missing_prio)}")
+        return self
+
+
+# --- sprints.yaml --------------------------------------------------------------------------
+
+
+class Placement(_Model):
+    sprints: list[SprintSlot] = Field(min_length=1)
+    ignore_capacity: bool = False
+
+
+class Capacity(_Model):
+    unit: Literal["issues", "weight"] = "issues"
+    current: float = Field(10, ge=0)
+    next: float = Field(20, ge=0)
+
+    def limit(self, slot: SprintSlot) -> float:
+        return self.current if slot is SprintSlot.CURRENT else self.next
+
+
+class SprintMatch(_Model):
+    title_pattern: str | None = None
+    include_group_milestones: bool = True
+
+    @field_validator("title_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class SprintPolicy(_Model):
+    placement: dict[Severity, Placement]
+    capacity: Capacity = Capacity()
+    cache_seconds: float = Field(60, ge=0)
+    match: SprintMatch = SprintMatch()
+
+    @model_validator(mode="after")
+    def _every_severity_placed(self) -> SprintPolicy:
+        missing = [s.value for s in Severity if s not in self.placement]
+        if missing:
+            raise ValueError(f"placement missing for: {', '.join(missing)}")
+        return self
+
+
+# --- all of them ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mappings:
+    severity: SeverityRules
+    routing: Routing
+    sprints: SprintPolicy
+
+
+_FILES = {"severity": ("severity.yaml", SeverityRules), "routing": ("routing.yaml", Routing),
+          "sprints": ("sprints.yaml", SprintPolicy)}  # fmt: skip
+
+
+def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mappings:
+    """Load every mapping file; raise one ``ConfigError`` listing all problems in all files."""
+    problems: list[Problem] = []
+    parsed: dict[str, BaseModel] = {}
+    for attr, (filename, model) in _FILES.items():
+        try:
+            loaded = load_yaml(directory / filename, env or {})
+        except YamlFileError as exc:
+            problems.append(exc.problem)
+            continue
+        result = validate(model, loaded, problems)
+        if result is not None:
+            parsed[attr] = result
+    if problems:
+        raise ConfigError(problems)
+    return Mappings(
+        severity=parsed["severity"],  # type: ignore[arg-type]
+        routing=parsed["routing"],  # type: ignore[arg-type]
+        sprints=parsed["sprints"],  # type: ignore[arg-type]
+    )

@@ -1,0 +1,201 @@
+"""Chatbot events: their schema, and storing them exactly once with their job.
+
+Nothing here calls a tracker: a report is stored and queued, then answered.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bridge.adapters.store.models import Followup, Job, Ticket
+from bridge.adapters.store.repository import Accepted, Store
+from bridge.domain import Channel, Status
+from bridge.tracking import is_tracking_id, new_tracking_id
+
+FILE_TICKET = "file_ticket"
+APPLY_FOLLOWUP = "apply_followup"
+SUPPORTED_LOCALES = ("da", "en")
+
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+RequiredText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _In(BaseModel):
+    # Unknown fields are ignored so the chatbot can add to its payload without breaking us.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ReporterIn(_In):
+    email: Annotated[str, StringConstraints(max_length=320)]
+    name: Text | None = None
+    locale: Text | None = None
+    organization: Text | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError("not a valid email address")
+        return value
+
+
+class AttachmentIn(_In):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_type: Text | None = None
+    url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+EnvValue = str | int | float | bool | None
+
+
+class ReportIn(_In):
+    title: Annotated[RequiredText, StringConstraints(max_length=500)]
+    description: Annotated[RequiredText, StringConstraints(max_length=50_000)]
+    impact: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    priority: Text | None = None
+    product: Text | None = None
+    environment: dict[Annotated[str, StringConstraints(max_length=100)], EnvValue] = Field(
+        default_factory=dict, max_length=50
+    )
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=50)
+
+
+class ReportCreated(_In):
+    event_id: Annotated[RequiredText, StringConstraints(max_length=200)]
+    type: Literal["report.created"]
+    occurred_at: datetime | None = None
+    conversation_id: Text | None = None
+    reporter: ReporterIn
+    report: ReportIn
+
+
+class FollowupReporter(_In):
+    email: Annotated[str, StringConstraints(max_length=320)]
+
+
+class ReportFollowup(_In):
+    event_id: Annotated[RequiredText, StringConstraints(max_length=200)]
+    type: Literal["report.followup"]
+    occurred_at: datetime | None = None
+    tracking_id: Annotated[str, StringConstraints(max_length=20)]
+    reporter: FollowupReporter
+    message: Annotated[RequiredText, StringConstraints(max_length=50_000)]
+    not_fixed: bool = False
+
+    @field_validator("tracking_id")
+    @classmethod
+    def _tracking_id(cls, value: str) -> str:
+        value = value.upper()
+        if not is_tracking_id(value):
+            raise ValueError("not a tracking ID (ST- and 8 characters)")
+        return value
+
+
+ChatbotEvent = Annotated[ReportCreated | ReportFollowup, Field(discriminator="type")]
+chatbot_event = TypeAdapter[ReportCreated | ReportFollowup](ChatbotEvent)
+
+
+def normalise_locale(tag: str | None) -> str:
+    """BCP 47 tag -> a supported language (``da-DK`` -> ``da``); anything else -> ``en``."""
+    language = (tag or "").replace("_", "-").split("-")[0].lower()
+    return language if language in SUPPORTED_LOCALES else "en"
+
+
+class UnknownTicket(Exception):
+    """The follow-up names a ticket that does not exist or is not the reporter's."""
+
+
+def accept_report(
+    store: Store,
+    event: ReportCreated,
+    *,
+    delivery_key: str,
+    response_for: Any,
+) -> Accepted:
+    """Store the report, its ``received`` status and its filing job, once per delivery key.
+
+    ``response_for(tracking_id, status)`` builds the body answered now and on repeats.
+    """
+
+    def build(session: Session, now: datetime) -> tuple[int, dict[str, Any], Job]:
+        report = event.report
+        ticket = Ticket(
+            status=Status.RECEIVED.value,
+            channel=Channel.CHATBOT.value,
+            locale=normalise_locale(event.reporter.locale),
+            reporter_email=event.reporter.email,
+            reporter_name=event.reporter.name,
+            organization=event.reporter.organization,
+            conversation_id=event.conversation_id,
+            title=report.title,
+            description=report.description,
+            impact=report.impact,
+            declared_priority=report.priority,
+            product=report.product,
+            environment=dict(report.environment),
+            attachments=[a.model_dump(exclude_none=True) for a in report.attachments],
+            created_at=now,
+            updated_at=now,
+        )
+        _insert_with_fresh_tracking_id(session, ticket)
+        store.add_status(session, ticket, Status.RECEIVED, now)
+        job = store.new_job(session, kind=FILE_TICKET, ticket_id=ticket.id, now=now)
+        return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value), job
+
+    return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
+
+
+def accept_followup(
+    store: Store,
+    event: ReportFollowup,
+    *,
+    delivery_key: str,
+    response_for: Any,
+) -> Accepted:
+    """Store a follow-up on the reporter's own ticket and queue it for the tracker."""
+    ticket = store.ticket_by_tracking_id(event.tracking_id)
+    if ticket is None or ticket.reporter_email.lower() != event.reporter.email.strip().lower():
+        # A repeat of an accepted follow-up still answers 200, whatever happened since.
+        previous = store.find_delivery("chatbot", delivery_key)
+        if previous is not None and previous.response is not None:
+            return Accepted(response=previous.response, job_id=None, duplicate=True)
+        raise UnknownTicket(event.tracking_id)
+    ticket_id, tracking_id, status = ticket.id, ticket.tracking_id, ticket.status
+
+    def build(session: Session, now: datetime) -> tuple[int, dict[str, Any], Job]:
+        followup = Followup(ticket_id=ticket_id, message=event.message, not_fixed=event.not_fixed, created_at=now)
+        session.add(followup)
+        session.flush()
+        job = store.new_job(session, kind=APPLY_FOLLOWUP, ticket_id=ticket_id, subject_id=followup.id, now=now)
+        return ticket_id, response_for(tracking_id, status), job
+
+    return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
+
+
+def _insert_with_fresh_tracking_id(session: Session, ticket: Ticket, attempts: int = 5) -> None:
+    """Draw tracking IDs until one is free (40 bits: collisions are rare, not impossible)."""
+    for _ in range(attempts):
+        ticket.tracking_id = new_tracking_id()
+        try:
+            with session.begin_nested():
+                session.add(ticket)
+                session.flush()
+            return
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not draw a free tracking ID")

@@ -1,0 +1,91 @@
+"""``POST /webhooks/chatbot`` (CONTRACT section 2): verify, store, queue, answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, request
+from pydantic import ValidationError
+
+from bridge.bootstrap import Deps, current_deps
+from bridge.pipeline.intake import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
+from bridge.tracking import status_url
+from bridge.web.problems import problem
+from bridge.web.signatures import SignatureError, verify_chatbot_signature
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("chatbot", __name__)
+
+
+@bp.post("/webhooks/chatbot")
+def receive() -> Response:
+    deps = current_deps()
+    if request.mimetype != "application/json":
+        return problem(415, "Unsupported Media Type", "send the event as application/json", slug="content-type")
+    body = request.get_data(cache=False)
+    chatbot = deps.settings.chatbot
+    try:
+        verify_chatbot_signature(
+            request.headers.get("X-Smarttalk-Signature"),
+            body,
+            secrets=chatbot.signing_secrets,
+            now=time.time(),
+            tolerance=chatbot.replay_window_seconds,
+        )
+    except SignatureError as exc:
+        log.info("chatbot.rejected", extra={"reason": "signature"})
+        return problem(401, "Invalid signature", str(exc), slug="signature")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}", slug="malformed-json")
+    try:
+        event = chatbot_event.validate_python(payload)
+    except ValidationError as exc:
+        return problem(400, "Invalid event", "the event does not match the schema", slug="schema",
+                       errors=field_errors(exc))  # fmt: skip
+
+    delivery_key = request.headers.get("Idempotency-Key", "").strip() or event.event_id
+    respond = _response_builder(deps)
+    try:
+        if isinstance(event, ReportCreated):
+            accepted = accept_report(deps.store, event, delivery_key=delivery_key, response_for=respond)
+        else:
+            accepted = accept_followup(deps.store, event, delivery_key=delivery_key, response_for=respond)
+    except UnknownTicket:
+        return problem(404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket")
+    if accepted.job_id is not None:
+        deps.enqueue_safely(accepted.job_id)
+    log.info(
+        "chatbot.accepted",
+        extra={"event_type": event.type, "tracking_id": accepted.response.get("tracking_id"),
+               "duplicate": accepted.duplicate},
+    )  # fmt: skip
+    return Response(json.dumps(accepted.response), status=200 if accepted.duplicate else 202, mimetype="application/json")
+
+
+def _response_builder(deps: Deps) -> Any:
+    def build(tracking_id: str, status: str) -> dict[str, Any]:
+        url = status_url(deps.settings.server.public_url, deps.secret_key, tracking_id)
+        return {"tracking_id": tracking_id, "status": status, "status_url": url}
+
+    return build
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``{"field": "report.title", "message": ...}``, one per problem."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        if loc and loc[0] in ("report.created", "report.followup"):
+            loc = loc[1:]  # the discriminator's own name is not a field
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]  # pydantic reports the discriminator at the root
+        field = ".".join(str(part) for part in loc)
+        message = "required" if err["type"] == "missing" else str(err["msg"])
+        errors.append({"field": field or "(body)", "message": message})
+    return errors

@@ -1,0 +1,43 @@
+"""The worker process: ``python -m bridge.worker`` runs the huey consumer.
+
+It runs filing and follow-up jobs and, every minute, the sweep that re-queues
+work the queue lost. Stop it any time: a killed job is taken again after its lease.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bridge.bootstrap import Deps, build_deps, load_configuration
+from bridge.errors import ConfigError
+from bridge.logs import configure_logging
+
+
+def run_consumer(deps: Deps) -> None:
+    deps.runner.sweep()  # pick up whatever an earlier crash left behind, right away
+    consumer = deps.queue.huey.create_consumer(
+        workers=deps.settings.queue.worker_threads,
+        worker_type="thread",
+        periodic=True,
+        # The embedded SQLite queue is polled: keep an idle worker quick to notice new jobs.
+        initial_delay=0.05,
+        backoff=1.5,
+        max_delay=0.5,
+        check_worker_health=True,
+    )
+    consumer.run()
+
+
+def main() -> int:
+    configure_logging()
+    try:
+        settings, mappings = load_configuration()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 3
+    run_consumer(build_deps(settings, mappings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""POST /webhooks/chatbot against a real SQLite file: CONTRACT section 2, answer by answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlparse
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from bridge.adapters.store.models import Delivery, Job, StatusEvent, Ticket
+from bridge.bootstrap import Deps
+from bridge.tracking import is_tracking_id, valid_status_signature
+from tests.conftest import SIGNING_SECRET, post_event, report_event, signed_headers
+from tests.fakes import FakeTracker
+
+
+def count(deps: Deps, model: type) -> int:
+    with deps.store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_report_is_accepted_with_tracking_id_and_signed_status_url(client: FlaskClient, deps: Deps) -> None:
+    """A valid signed report answers 202 with a tracking ID and a status link that verifies."""
+    response = post_event(client, report_event())
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "received"
+    assert is_tracking_id(body["tracking_id"])
+    url = urlparse(body["status_url"])
+    assert url.netloc == "bridge.example"
+    assert url.path == f"/t/{body['tracking_id']}"
+    assert valid_status_signature("status-link-key", body["tracking_id"], parse_qs(url.query)["s"][0])
+
+
+def test_report_is_stored_with_history_and_one_job(client: FlaskClient, deps: Deps) -> None:
+    """The report, its 'received' status and exactly one filing job are in the database."""
+    body = post_event(client, report_event()).get_json()
+    ticket = deps.store.ticket_by_tracking_id(body["tracking_id"])
+    assert ticket is not None
+    assert ticket.reporter_email == "anna@kunde.dk"
+    assert ticket.locale == "da"
+    assert ticket.title == "Chat-widget indlæses ikke"
+    assert ticket.environment["widget_version"] == "4.2.1"
+    assert ticket.attachments[0]["filename"] == "skærmbillede.png"
+    assert [e.status for e in deps.store.history(ticket.id)] == ["received"]
+    assert [(j.kind, j.state) for j in deps.store.jobs()] == [("file_ticket", "pending")]
+
+
+def test_webhook_makes_no_tracker_call(client: FlaskClient, tracker: FakeTracker) -> None:
+    """The request path only stores and queues; the tracker is not touched."""
+    assert post_event(client, report_event()).status_code == 202
+    assert tracker.calls == []
+
+
+def test_repeated_event_id_answers_200_with_same_body_and_creates_nothing(client: FlaskClient, deps: Deps) -> None:
+    """A redelivered event_id gets 200 and the first answer; no second ticket or job."""
+    first = post_event(client, report_event())
+    second = post_event(client, report_event())
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert second.get_json() == first.get_json()
+    assert count(deps, Ticket) == 1
+    assert count(deps, Job) == 1
+
+
+def test_idempotency_key_header_takes_precedence_over_event_id(client: FlaskClient, deps: Deps) -> None:
+    """With Idempotency-Key, two different event_ids under one key are one report."""
+    a = post_event(client, report_event(event_id="evt_a"), **{"Idempotency-Key": "key-1"})
+    b = post_event(client, report_event(event_id="evt_b"), **{"Idempotency-Key": "key-1"})
+    c = post_event(client, report_event(event_id="evt_a"), **{"Idempotency-Key": "key-2"})
+    assert (a.status_code, b.status_code, c.status_code) == (202, 200, 202)
+    assert count(deps, Ticket) == 2
+
+
+def test_missing_signature_is_401_problem(client: FlaskClient, deps: Deps) -> None:
+    """No signature header: 401 as problem+json, nothing stored."""
+    response = client.post("/webhooks/chatbot", data=json.dumps(report_event()),
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["status"] == 401
+    assert count(deps, Ticket) == 0 and count(deps, Delivery) == 0
+
+
+def test_wrong_secret_is_401(client: FlaskClient) -> None:
+    """A signature made with another secret is refused."""
+    body = json.dumps(report_event()).encode()
+    response = client.post("/webhooks/chatbot", data=body, headers=signed_headers(body, secret="other"))
+    assert response.status_code == 401
+    assert "does not match" in response.get_json()["detail"]
+
+
+def test_tampered_body_is_401(client: FlaskClient) -> None:
+    """The signature covers the raw body: one changed byte invalidates it."""
+    body = json.dumps(report_event()).encode()
+    headers = signed_headers(body)
+    response = client.post("/webhooks/chatbot", data=body.replace(b"Anna", b"Anne"), headers=headers)
+    assert response.status_code == 401
+
+
+def test_stale_and_future_timestamps_are_401(client: FlaskClient) -> None:
+    """Timestamps more than 300 s away from the server clock are replay-protected."""
+    body = json.dumps(report_event()).encode()
+    for skew in (-301, 301):
+        response = client.post("/webhooks/chatbot", data=body, headers=signed_headers(body, at=int(time.time()) + skew))
+        assert response.status_code == 401, skew
+        assert "300 s" in response.get_json()["detail"]
+    ok = client.post("/webhooks/chatbot", data=body, headers=signed_headers(body, at=int(time.time()) - 250))
+    assert ok.status_code == 202
+
+
+def test_secret_rotation_accepts_any_configured_secret_and_any_v1(make_deps, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two secrets configured and two v1 values sent: one valid pair is enough."""
+    from bridge import create_app
+    from bridge.web.signatures import sign
+
+    deps = make_deps(chatbot={"signing_secrets": ["old-secret", "new-secret"]})
+    client = create_app(deps=deps).test_client()
+    body = json.dumps(report_event()).encode()
+    t = int(time.time())
+    header = f"t={t},v1={sign('retired', t, body)},v1={sign('new-secret', t, body)}"
+    response = client.post("/webhooks/chatbot", data=body,
+                           headers={"Content-Type": "application/json", "X-Smarttalk-Signature": header})  # fmt: skip
+    assert response.status_code == 202
+
+
+def test_malformed_signature_header_is_401(client: FlaskClient) -> None:
+    """A header without t= or v1= is refused with a reason."""
+    body = json.dumps(report_event()).encode()
+    response = client.post("/webhooks/chatbot", data=body,
+                           headers={"Content-Type": "application/json", "X-Smarttalk-Signature": "sha256=abc"})  # fmt: skip
+    assert response.status_code == 401
+    assert "malformed" in response.get_json()["detail"]
+
+
+def test_malformed_json_is_400(client: FlaskClient) -> None:
+    """A signed body that is not JSON: 400 problem."""
+    body = b'{"event_id": "x", '
+    response = client.post("/webhooks/chatbot", data=body, headers=signed_headers(body))
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["title"] == "Malformed JSON"
+
+
+def test_schema_errors_list_every_field(client: FlaskClient, deps: Deps) -> None:
+    """Missing and invalid fields are all reported at once, by dotted path."""
+    event = report_event()
+    del event["report"]["title"]
+    event["report"]["description"] = "   "
+    event["reporter"]["email"] = "not-an-email"
+    response = post_event(client, event)
+    assert response.status_code == 400
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert fields == {"report.title", "report.description", "reporter.email"}
+    assert count(deps, Ticket) == 0
+
+
+def test_unknown_event_type_is_400(client: FlaskClient) -> None:
+    """Only report.created and report.followup exist."""
+    response = post_event(client, report_event(type="report.deleted"))
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["field"] == "type"
+
+
+def test_wrong_content_type_is_415(client: FlaskClient) -> None:
+    """Form-encoded or text bodies get 415 even when signed."""
+    body = json.dumps(report_event()).encode()
+    headers = {**signed_headers(body), "Content-Type": "text/plain"}
+    response = client.post("/webhooks/chatbot", data=body, headers=headers)
+    assert response.status_code == 415
+    assert response.mimetype == "application/problem+json"
+
+
+def test_json_with_charset_parameter_is_accepted(client: FlaskClient) -> None:
+    """application/json; charset=utf-8 is still JSON."""
+    body = json.dumps(report_event()).encode()
+    headers = {**signed_headers(body), "Content-Type": "application/json; charset=utf-8"}
+    assert client.post("/webhooks/chatbot", data=body, headers=headers).status_code == 202
+
+
+def test_body_over_limit_is_413(client: FlaskClient, deps: Deps) -> None:
+    """A body over 1 MiB is refused before it is read, as problem+json."""
+    event = report_event()
+    event["report"]["description"] = "x" * (1024 * 1024)
+    response = post_event(client, event)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert count(deps, Ticket) == 0
+
+
+def test_unknown_fields_are_ignored(client: FlaskClient) -> None:
+    """The chatbot may add fields; they do not break intake."""
+    event = report_event(channel_meta={"x": 1})
+    event["report"]["sentiment"] = "angry"
+    assert post_event(client, event).status_code == 202
+
+
+def test_locale_falls_back_to_english(client: FlaskClient, deps: Deps) -> None:
+    """da-DK becomes da; de-DE becomes en (only da and en are supported)."""
+    for locale, expected, event_id in (("da-DK", "da", "e1"), ("de-DE", "en", "e2"), ("EN_gb", "en", "e3")):
+        event = report_event(event_id=event_id)
+        event["reporter"]["locale"] = locale
+        tracking_id = post_event(client, event).get_json()["tracking_id"]
+        ticket = deps.store.ticket_by_tracking_id(tracking_id)
+        assert ticket is not None and ticket.locale == expected
+
+
+def followup_event(tracking_id: str, **overrides: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "event_id": "evt_01JD9A7F3C",
+        "type": "report.followup",
+        "occurred_at": "2026-11-27T08:02:00Z",
+        "tracking_id": tracking_id,
+        "reporter": {"email": "anna@kunde.dk"},
+        "message": "Det virker stadig ikke efter opdateringen.",
+        "not_fixed": True,
+    }
+    event.update(overrides)
+    return event
+
+
+def test_followup_on_own_ticket_is_accepted_and_queued(client: FlaskClient, deps: Deps) -> None:
+    """A follow-up names the tracking ID; it is stored with an apply_followup job."""
+    tracking_id = post_event(client, report_event()).get_json()["tracking_id"]
+    response = post_event(client, followup_event(tracking_id, reporter={"email": "ANNA@kunde.dk"}))
+    assert response.status_code == 202
+    assert response.get_json()["tracking_id"] == tracking_id
+    assert sorted(j.kind for j in deps.store.jobs()) == ["apply_followup", "file_ticket"]
+    assert post_event(client, followup_event(tracking_id)).status_code == 200
+
+
+def test_followup_for_unknown_ticket_or_other_reporter_is_404(client: FlaskClient, deps: Deps) -> None:
+    """Unknown tracking IDs and someone else's ticket look the same: 404."""
+    tracking_id = post_event(client, report_event()).get_json()["tracking_id"]
+    other = post_event(client, followup_event(tracking_id, event_id="e2", reporter={"email": "eve@evil.example"}))
+    unknown = post_event(client, followup_event("ST-00000000", event_id="e3"))
+    assert (other.status_code, unknown.status_code) == (404, 404)
+    assert other.mimetype == "application/problem+json"
+    assert count(deps, Job) == 1
+
+
+def test_get_on_webhook_is_405_problem(client: FlaskClient) -> None:
+    """Wrong method: 405 as problem+json, never an HTML page."""
+    response = client.get("/webhooks/chatbot")
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+
+
+def test_signing_secret_is_never_echoed(client: FlaskClient) -> None:
+    """Error answers do not contain the secret."""
+    body = json.dumps(report_event()).encode()
+    response = client.post("/webhooks/chatbot", data=body, headers=signed_headers(body, secret="other"))
+    assert SIGNING_SECRET not in response.get_data(as_text=True)
+
+
+def test_status_history_rows_match_ticket(client: FlaskClient, deps: Deps) -> None:
+    """Exactly one history row per accepted report."""
+    post_event(client, report_event(event_id="a"))
+    post_event(client, report_event(event_id="b"))
+    post_event(client, report_event(event_id="a"))
+    assert count(deps, StatusEvent) == 2
