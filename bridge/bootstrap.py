@@ -23,7 +23,7 @@ from bridge.adapters.store.repository import Store
 from bridge.adapters.trackers.base import Tracker
 from bridge.config import Settings, load_settings, tracker_problems
 from bridge.errors import ConfigError, Problem
-from bridge.jobs import JobRunner
+from bridge.jobs import Handler, JobRunner
 from bridge.mappings import Mappings, load_mappings
 from bridge.pipeline.file_ticket import TicketFiler
 from bridge.pipeline.followup import FollowupApplier
@@ -149,7 +149,7 @@ def build_deps(
         timezone=settings.timezone,
         clock=clock,
     )
-    handlers = {
+    handlers: dict[str, Handler] = {
         FILE_TICKET: TicketFiler(store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner),
         APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers),
     }

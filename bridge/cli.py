@@ -49,8 +49,13 @@ def check_config(online: bool) -> None:
     from bridge.pipeline.route import _destination
 
     trackers = build_trackers(settings, trackers_in_use(mappings.routing, settings))
-    planner = SprintPlanner(policy=mappings.sprints, trackers=trackers, bugfix_label=str, timezone=settings.timezone,
-                            clock=lambda: datetime.now(UTC))  # fmt: skip
+    planner = SprintPlanner(
+        policy=mappings.sprints,
+        trackers=trackers,
+        bugfix_label=str,
+        timezone=settings.timezone,
+        clock=lambda: datetime.now(UTC),
+    )
     destinations: dict[tuple[str, str, int | None], Destination] = {}
     for tracker in trackers:
         dest = _destination(tracker, None, None, settings)

@@ -183,9 +183,7 @@ _REQUIRED_TRACKER_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def tracker_problems(
-    settings: Settings, used: set[str], loaded: LoadedYaml | None = None
-) -> list[Problem]:
+def tracker_problems(settings: Settings, used: set[str], loaded: LoadedYaml | None = None) -> list[Problem]:
     """Problems for trackers that routing uses but whose connection is incomplete."""
     problems: list[Problem] = []
     file = loaded.path if loaded else "config.yaml"
@@ -205,9 +203,7 @@ def tracker_problems(
     return problems
 
 
-def load_settings(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> tuple[Settings, LoadedYaml]:
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> tuple[Settings, LoadedYaml]:
     """Read and validate the config file (``BRIDGE_CONFIG``, default ``config.yaml``)."""
     env = os.environ if env is None else env
     config_path = Path(path or env.get("BRIDGE_CONFIG") or "config.yaml")

@@ -40,7 +40,7 @@ def backoff_seconds(
     with equal jitter."""
     if retry_after is not None:
         return retry_after + rng() * min(1.0, 0.1 * retry_after)
-    exp = min(cap, base * 2 ** max(0, attempt - 1))
+    exp = min(cap, base * 2.0 ** min(max(0, attempt - 1), 32))  # bounded exponent: no overflow
     return exp / 2 + rng() * exp / 2
 
 
@@ -114,9 +114,14 @@ class JobRunner:
             return
         log.warning(
             "job.retry",
-            extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts, "delay_s": round(delay, 2),
-                   "error": error},
-        )  # fmt: skip
+            extra={
+                "job_id": job.id,
+                "kind": job.kind,
+                "attempt": job.attempts,
+                "delay_s": round(delay, 2),
+                "error": error,
+            },
+        )
         self._store.reschedule(job.id, at=now + timedelta(seconds=delay), error=error)
         self._enqueue(job.id, delay)
 

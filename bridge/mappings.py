@@ -178,8 +178,11 @@ class Mappings:
     sprints: SprintPolicy
 
 
-_FILES = {"severity": ("severity.yaml", SeverityRules), "routing": ("routing.yaml", Routing),
-          "sprints": ("sprints.yaml", SprintPolicy)}  # fmt: skip
+_FILES: dict[str, tuple[str, type[BaseModel]]] = {
+    "severity": ("severity.yaml", SeverityRules),
+    "routing": ("routing.yaml", Routing),
+    "sprints": ("sprints.yaml", SprintPolicy),
+}
 
 
 def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mappings:

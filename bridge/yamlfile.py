@@ -57,7 +57,7 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> LoadedYaml:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise YamlFileError(Problem(file=str(path), key="", message=f"cannot read file: {exc.strerror}"))
+        raise YamlFileError(Problem(file=str(path), key="", message=f"cannot read file: {exc.strerror}")) from None
     except UnicodeDecodeError:
         raise YamlFileError(Problem(file=str(path), key="", message="file is not valid UTF-8")) from None
     try:
@@ -66,7 +66,7 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> LoadedYaml:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise YamlFileError(Problem(file=str(path), key="", line=line, message=f"invalid YAML: {reason}"))
+        raise YamlFileError(Problem(file=str(path), key="", line=line, message=f"invalid YAML: {reason}")) from None
     loaded = LoadedYaml(path=str(path), data=None)
     constructor = yaml.SafeLoader("")
     loaded.data = {} if node is None else _build(node, (), loaded.lines, env, constructor)

@@ -39,17 +39,27 @@ def mappings() -> Mappings:
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     data: dict[str, Any] = {
         "base_dir": str(REPO),
-        "server": {"instance_dir": str(tmp_path / "instance"), "public_url": "https://bridge.example",
-                   "secret_key": "status-link-key"},
+        "server": {
+            "instance_dir": str(tmp_path / "instance"),
+            "public_url": "https://bridge.example",
+            "secret_key": "status-link-key",
+        },
         "database": {"url": f"sqlite:///{tmp_path / 'bridge.db'}"},
         "queue": {"sqlite_path": str(tmp_path / "queue.db")},
         "chatbot": {"signing_secrets": [SIGNING_SECRET], "api_token": "chatbot-api-token"},
-        "trackers": {"default": "gitlab",
-                     "gitlab": {"url": "https://gitlab.example", "token": "glpat-x", "project": "acme/support"},
-                     "jira": {"url": "https://jira.example", "user": "bot@example.com", "api_token": "jira-x",
-                              "project": "SUP", "board_id": 1}},
+        "trackers": {
+            "default": "gitlab",
+            "gitlab": {"url": "https://gitlab.example", "token": "glpat-x", "project": "acme/support"},
+            "jira": {
+                "url": "https://jira.example",
+                "user": "bot@example.com",
+                "api_token": "jira-x",
+                "project": "SUP",
+                "board_id": 1,
+            },
+        },
         "delivery": {"backoff_base_seconds": 1, "backoff_max_seconds": 10},
-    }  # fmt: skip
+    }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     return Settings.model_validate(data)
@@ -89,12 +99,17 @@ def database_url(tmp_path: Path) -> str:
 def make_deps(
     tmp_path: Path, mappings: Mappings, tracker: FakeTracker, clock: Clock, database_url: str
 ) -> Callable[..., Deps]:
-    def build(**sections: dict[str, Any]) -> Deps:
+    def build(with_mappings: Mappings | None = None, **sections: dict[str, Any]) -> Deps:
         settings = make_settings(tmp_path, database={"url": database_url}, **sections)
         upgrade(settings.database_url)
         huey = SqliteHuey("test", filename=str(tmp_path / "queue.db"), results=False)
-        return build_deps(settings, mappings, trackers={"gitlab": tracker, "jira": FakeTracker("jira")},
-                          huey=huey, clock=clock)  # fmt: skip
+        return build_deps(
+            settings,
+            with_mappings or mappings,
+            huey=huey,
+            clock=clock,
+            trackers={"gitlab": tracker, "jira": FakeTracker("jira")},
+        )
 
     return build
 
@@ -133,10 +148,11 @@ def report_event(**overrides: Any) -> dict[str, Any]:
             "priority": "Kritisk",
             "product": "widget",
             "environment": {"browser": "Firefox 133", "os": "Windows 11", "widget_version": "4.2.1"},
-            "attachments": [{"filename": "skærmbillede.png", "content_type": "image/png",
-                             "url": "https://cdn.example/a.png"}],
+            "attachments": [
+                {"filename": "skærmbillede.png", "content_type": "image/png", "url": "https://cdn.example/a.png"}
+            ],
         },
-    }  # fmt: skip
+    }
     event.update(overrides)
     return event
 

@@ -53,9 +53,16 @@ class FakeTracker:
         self._maybe_fail("create_issue")
         key = str(len(self.issues) + 1)
         self.issues.append(
-            FakeIssue(key=key, project=dest.project, title=issue.title, labels=issue.labels,
-                      priority=issue.priority, sprint_id=issue.sprint.id if issue.sprint else None, new_issue=issue)
-        )  # fmt: skip
+            FakeIssue(
+                key=key,
+                project=dest.project,
+                title=issue.title,
+                labels=issue.labels,
+                priority=issue.priority,
+                sprint_id=issue.sprint.id if issue.sprint else None,
+                new_issue=issue,
+            )
+        )
         if self.lose_response:
             raise self.lose_response.pop(0)
         return IssueRef(key=key, url=f"https://tracker.example/{key}")

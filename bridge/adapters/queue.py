@@ -22,9 +22,7 @@ def make_huey(*, redis_url: str | None, sqlite_path: Path, immediate: bool = Fal
 class JobQueue:
     """Registers the bridge's tasks on a huey instance and enqueues job ids."""
 
-    def __init__(
-        self, huey: Huey, *, run_job: Callable[[int], None], sweep: Callable[[], None]
-    ) -> None:
+    def __init__(self, huey: Huey, *, run_job: Callable[[int], None], sweep: Callable[[], object]) -> None:
         self.huey = huey
         self._run_job = huey.task(name=RUN_JOB_TASK)(run_job)
         huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(sweep)

@@ -37,6 +37,7 @@ from bridge.pipeline.route import labels_for, route
 
 log = logging.getLogger(__name__)
 
+
 def _brief_outage(exc: BaseException) -> bool:
     return isinstance(exc, RetryableError) and (exc.retry_after or 0) <= 2
 
@@ -149,10 +150,15 @@ class TicketFiler:
         self._store.save_issue(ticket.id, ref)
         log.info(
             "ticket.filed",
-            extra={"tracking_id": ticket.tracking_id, "tracker": dest.tracker, "issue": ref.key,
-                   "severity": classification.severity.value, "sprint": plan.sprint.name if plan.sprint else None,
-                   "adopted": existing is not None},
-        )  # fmt: skip
+            extra={
+                "tracking_id": ticket.tracking_id,
+                "tracker": dest.tracker,
+                "issue": ref.key,
+                "severity": classification.severity.value,
+                "sprint": plan.sprint.name if plan.sprint else None,
+                "adopted": existing is not None,
+            },
+        )
 
     def _new_issue(
         self, ticket: Ticket, report: Report, classification: Classification, plan: Plan, dest: Destination

@@ -24,8 +24,11 @@ def labels_for(
     tracker: str, classification: Classification, report: Report, routing: Routing, *, needs_planning: bool
 ) -> tuple[str, ...]:
     scheme = routing.labels[tracker]  # type: ignore[index]
-    values = {"severity": classification.severity.value, "kind": classification.kind.value,
-              "source": report.channel.value}  # fmt: skip
+    values = {
+        "severity": classification.severity.value,
+        "kind": classification.kind.value,
+        "source": report.channel.value,
+    }
     labels = [scheme.severity.format(**values), scheme.kind.format(**values), scheme.source.format(**values)]
     if classification.po_review:
         labels.append(scheme.po_review.format(**values))

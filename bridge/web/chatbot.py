@@ -46,8 +46,9 @@ def receive() -> Response:
     try:
         event = chatbot_event.validate_python(payload)
     except ValidationError as exc:
-        return problem(400, "Invalid event", "the event does not match the schema", slug="schema",
-                       errors=field_errors(exc))  # fmt: skip
+        return problem(
+            400, "Invalid event", "the event does not match the schema", slug="schema", errors=field_errors(exc)
+        )
 
     delivery_key = request.headers.get("Idempotency-Key", "").strip() or event.event_id
     respond = _response_builder(deps)
@@ -57,15 +58,22 @@ def receive() -> Response:
         else:
             accepted = accept_followup(deps.store, event, delivery_key=delivery_key, response_for=respond)
     except UnknownTicket:
-        return problem(404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket")
+        return problem(
+            404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket"
+        )
     if accepted.job_id is not None:
         deps.enqueue_safely(accepted.job_id)
     log.info(
         "chatbot.accepted",
-        extra={"event_type": event.type, "tracking_id": accepted.response.get("tracking_id"),
-               "duplicate": accepted.duplicate},
-    )  # fmt: skip
-    return Response(json.dumps(accepted.response), status=200 if accepted.duplicate else 202, mimetype="application/json")
+        extra={
+            "event_type": event.type,
+            "tracking_id": accepted.response.get("tracking_id"),
+            "duplicate": accepted.duplicate,
+        },
+    )
+    return Response(
+        json.dumps(accepted.response), status=200 if accepted.duplicate else 202, mimetype="application/json"
+    )
 
 
 def _response_builder(deps: Deps) -> Any:

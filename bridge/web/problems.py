@@ -19,7 +19,11 @@ PROBLEM_BASE = "https://bridge.invalid/problems/"
 
 
 def problem(status: int, title: str, detail: str | None = None, *, slug: str | None = None, **extra: Any) -> Response:
-    body: dict[str, Any] = {"type": PROBLEM_BASE + slug if slug else "about:blank", "title": title, "status": status}
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug if slug else "about:blank",
+        "title": title,
+        "status": status,
+    }
     if detail:
         body["detail"] = detail
     body.update(extra)

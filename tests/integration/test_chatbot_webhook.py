@@ -75,12 +75,14 @@ def test_idempotency_key_header_takes_precedence_over_event_id(client: FlaskClie
 
 def test_missing_signature_is_401_problem(client: FlaskClient, deps: Deps) -> None:
     """No signature header: 401 as problem+json, nothing stored."""
-    response = client.post("/webhooks/chatbot", data=json.dumps(report_event()),
-                           headers={"Content-Type": "application/json"})  # fmt: skip
+    response = client.post(
+        "/webhooks/chatbot", data=json.dumps(report_event()), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 401
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["status"] == 401
-    assert count(deps, Ticket) == 0 and count(deps, Delivery) == 0
+    assert count(deps, Ticket) == 0
+    assert count(deps, Delivery) == 0
 
 
 def test_wrong_secret_is_401(client: FlaskClient) -> None:
@@ -120,16 +122,20 @@ def test_secret_rotation_accepts_any_configured_secret_and_any_v1(make_deps, tmp
     body = json.dumps(report_event()).encode()
     t = int(time.time())
     header = f"t={t},v1={sign('retired', t, body)},v1={sign('new-secret', t, body)}"
-    response = client.post("/webhooks/chatbot", data=body,
-                           headers={"Content-Type": "application/json", "X-Smarttalk-Signature": header})  # fmt: skip
+    response = client.post(
+        "/webhooks/chatbot", data=body, headers={"Content-Type": "application/json", "X-Smarttalk-Signature": header}
+    )
     assert response.status_code == 202
 
 
 def test_malformed_signature_header_is_401(client: FlaskClient) -> None:
     """A header without t= or v1= is refused with a reason."""
     body = json.dumps(report_event()).encode()
-    response = client.post("/webhooks/chatbot", data=body,
-                           headers={"Content-Type": "application/json", "X-Smarttalk-Signature": "sha256=abc"})  # fmt: skip
+    response = client.post(
+        "/webhooks/chatbot",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Smarttalk-Signature": "sha256=abc"},
+    )
     assert response.status_code == 401
     assert "malformed" in response.get_json()["detail"]
 
@@ -203,7 +209,8 @@ def test_locale_falls_back_to_english(client: FlaskClient, deps: Deps) -> None:
         event["reporter"]["locale"] = locale
         tracking_id = post_event(client, event).get_json()["tracking_id"]
         ticket = deps.store.ticket_by_tracking_id(tracking_id)
-        assert ticket is not None and ticket.locale == expected
+        assert ticket is not None
+        assert ticket.locale == expected
 
 
 def followup_event(tracking_id: str, **overrides: object) -> dict[str, object]:

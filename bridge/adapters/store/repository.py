@@ -60,9 +60,7 @@ class Store:
         now = self._now()
         try:
             with self.session() as session:
-                delivery = Delivery(
-                    source=source, delivery_key=delivery_key, event_type=event_type, received_at=now
-                )
+                delivery = Delivery(source=source, delivery_key=delivery_key, event_type=event_type, received_at=now)
                 session.add(delivery)
                 session.flush()  # the unique key is checked here, before any other row
                 ticket_id, response, job = build(session, now)
@@ -216,7 +214,12 @@ class Store:
 
     def reschedule(self, job_id: int, *, at: datetime, error: str | None, count_attempt: bool = True) -> None:
         now = self._now()
-        values: dict[str, Any] = {"state": PENDING, "next_attempt_at": at, "lease_until": None, "updated_at": now}
+        values: dict[str, Any] = {
+            "state": PENDING,
+            "next_attempt_at": at,
+            "lease_until": None,
+            "updated_at": now,
+        }
         if error is not None:
             values["last_error"] = error
         if not count_attempt:
@@ -280,16 +283,20 @@ class Store:
                 update(Job)
                 .where(Job.id == job_id, Job.state == DEAD)
                 .values(
-                    state=PENDING, attempts=0, next_attempt_at=now, retry_from=now,
-                    finished_at=None, updated_at=now,
-                )  # fmt: skip
+                    state=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    retry_from=now,
+                    finished_at=None,
+                    updated_at=now,
+                )
             )
-            return result.rowcount == 1  # type: ignore[attr-defined]
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def count_jobs(self) -> dict[str, int]:
         with self.session() as session:
             rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
-            return {state: count for state, count in rows}
+            return dict(rows)
 
 
 def _get(session: Session, ticket_id: int) -> Ticket:

@@ -46,9 +46,7 @@ class Tracker(Protocol):
         """The current sprint (contains ``today``, ISO date) and the next one after it."""
         ...
 
-    def sprint_load(
-        self, dest: Destination, sprint: Sprint, *, label: str, unit: CapacityUnit
-    ) -> float:
+    def sprint_load(self, dest: Destination, sprint: Sprint, *, label: str, unit: CapacityUnit) -> float:
         """Open issues carrying ``label`` in the sprint: their count, or the sum of their weight."""
         ...
 

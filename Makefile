@@ -1,0 +1,54 @@
+# bridge: two commands matter. `make run` starts the service on embedded defaults;
+# `make test` runs the whole suite (it needs the PostgreSQL and Redis named below).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test lint check-config migrate worker web clean lock
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+## Set up, migrate, and start web + worker (and the tracker sandbox when no tracker is configured).
+run: venv
+	$(BIN)/python -m bridge.devserver
+
+## The whole test suite: unit, integration (SQLite, PostgreSQL, Redis, SMTP) and end-to-end.
+test: venv
+	$(BIN)/python -m pytest
+
+## ruff, formatting and mypy.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check-config: venv
+	$(BIN)/python -m bridge check-config
+
+migrate: venv
+	$(BIN)/python -m bridge migrate
+
+web: venv
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+worker: venv
+	$(BIN)/python -m bridge.worker
+
+## Re-pin requirements.txt from requirements.in in a scratch environment.
+lock:
+	rm -rf /tmp/bridge-lock && $(PYTHON) -m venv /tmp/bridge-lock
+	/tmp/bridge-lock/bin/pip install --quiet -r requirements.in
+	{ echo "# Pinned runtime dependencies (from requirements.in). Regenerate: make lock"; \
+	  /tmp/bridge-lock/bin/pip freeze; } > requirements.txt
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

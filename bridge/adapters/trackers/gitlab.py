@@ -1,0 +1,556 @@
+"""GitLab adapter: the ``Tracker`` port over the REST API v4, through python-gitlab.
+
+Two rules shape this module:
+
+* **No client-library retries.** Every call passes ``obey_rate_limit=False, max_retries=0,
+  retry_transient_errors=False``: python-gitlab would otherwise sleep on a 429 and, with transient
+  retries on, re-send the POST that creates an issue after a 502 (a duplicate issue). Retrying is
+  the worker's job; this adapter reports the failure once, typed.
+* **Errors typed at the boundary.** Every public method raises only ``RetryableError`` or
+  ``PermanentError``. python-gitlab exceptions carry no response headers, so a ``requests``
+  response hook keeps the last response of each thread to read ``Retry-After`` /
+  ``RateLimit-Reset`` from it.
+
+The issue description is rendered by the pure function ``render_description``. Everything that
+came from a reporter goes through ``quote_untrusted`` (blockquote) or ``inline_untrusted`` (one
+line) so it can neither run GitLab quick actions, nor @-mention anyone, nor escape its section.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
+from typing import Any, Final, TypeVar
+from urllib.parse import quote, urlsplit
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from bridge.adapters.trackers.base import CapacityUnit, SprintQuery
+from bridge.adapters.trackers.http_errors import error_for_status
+from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
+from bridge.errors import BridgeError, PermanentError, RetryableError
+
+__all__ = [
+    "NO_LIBRARY_RETRIES",
+    "GitLabTracker",
+    "inert_comment",
+    "inline_untrusted",
+    "quote_untrusted",
+    "render_description",
+    "select_sprints",
+]
+
+_T = TypeVar("_T")
+
+NO_LIBRARY_RETRIES: Final[Mapping[str, Any]] = {
+    "obey_rate_limit": False,
+    "max_retries": 0,
+    "retry_transient_errors": False,
+}
+"""Keyword arguments passed to every python-gitlab call: fail fast, let the worker retry."""
+
+_PER_PAGE: Final = 100
+_MAX_ERROR_MESSAGE: Final = 500
+
+# -- rendering -------------------------------------------------------------------------------------
+
+ZWJ: Final = "\u200d"
+"""Zero-width joiner put after every ``@`` of untrusted text: ``@all`` stops being a mention."""
+
+GITLAB_MAX_DESCRIPTION: Final = 1_048_576
+_MAX_DESCRIPTION_CHARS: Final = 100_000
+_MAX_IMPACT_CHARS: Final = 20_000
+_MAX_CELL_CHARS: Final = 500
+_MAX_ROWS: Final = 50
+_MAX_URL_CHARS: Final = 1_000
+
+_TRACKING_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]|~])")
+# Characters kept as they are in attachment URLs; everything else (spaces, parentheses, quotes,
+# angle brackets, ``@``) is percent-encoded so the Markdown link cannot be broken or abused.
+_URL_SAFE: Final = ":/?#!$&*+,;=%~-._"
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… (truncated, {len(text) - limit} more characters)"
+
+
+def _neutralise(text: str) -> str:
+    """HTML-escape and break ``@`` mentions; safe to place anywhere in Markdown."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("@", "@" + ZWJ)
+
+
+def quote_untrusted(text: str, *, limit: int = _MAX_DESCRIPTION_CHARS) -> str:
+    """Untrusted multi-line text as a Markdown blockquote that is inert in GitLab.
+
+    Every line starts with ``>`` (a quick action must start its line with ``/``), HTML and
+    entities are escaped (no ``<!--`` swallowing the rest, no ``&#64;``), ``@`` is followed by a
+    zero-width joiner (no mention), and every kind of line break is split on so nothing can
+    start a line outside the quote. Markdown inside the quote still renders.
+    """
+    lines = _neutralise(_truncate(text, limit)).splitlines() or [""]
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
+
+
+def inline_untrusted(value: object, *, limit: int = _MAX_CELL_CHARS) -> str:
+    """Untrusted text as a single inert line, safe in a table cell, list item or link text."""
+    if value is None:
+        return "—"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return _INLINE_SPECIALS.sub(r"\\\1", _neutralise(text)) or "—"
+
+
+def inert_comment(body: str) -> str:
+    """A note body that cannot run quick actions or @-mention anyone, otherwise unchanged.
+
+    The pipeline puts reporter text (e.g. an email reply) into comments, and the bridge never
+    means a comment to act: a line starting with ``/`` gets a zero-width joiner in front of it
+    (GitLab only runs ``/cmd`` at the very start of a line) and every ``@`` gets one after it.
+    Markdown and HTML are left alone, so the comment reads as written.
+    """
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = [ZWJ + line if line.lstrip().startswith("/") else line for line in lines]
+    return "\n".join(lines).replace("@", "@" + ZWJ)
+
+
+def _link(label: str, url: str | None) -> str:
+    text = inline_untrusted(label, limit=200)
+    if not url:
+        return text
+    url = url.strip()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https") or len(url) > _MAX_URL_CHARS:
+        return f"{text} ({inline_untrusted(url, limit=200)})"
+    return f"[{text}]({quote(url, safe=_URL_SAFE)})"
+
+
+def _table(header: tuple[str, str], rows: Iterable[tuple[str, str]]) -> str:
+    out = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
+    out.extend(f"| {k} | {v} |" for k, v in rows)
+    return "\n".join(out)
+
+
+def _sprint_text(sprint: Sprint | None) -> str:
+    if sprint is None:
+        return "Needs planning: no sprint was chosen."
+    name = inline_untrusted(sprint.name, limit=200)
+    if sprint.start_date and sprint.due_date:
+        return f"{name} ({sprint.start_date.isoformat()} to {sprint.due_date.isoformat()})"
+    if sprint.due_date:
+        return f"{name} (due {sprint.due_date.isoformat()})"
+    return name
+
+
+def render_description(issue: NewIssue) -> str:
+    """The Markdown description of a new GitLab issue.
+
+    Raises ``ValueError`` when the tracking ID is not a plain identifier (it goes unescaped into
+    the footer and the hidden marker).
+    """
+    tid = issue.tracking_id
+    if not _TRACKING_ID.fullmatch(tid):
+        raise ValueError(f"tracking ID {tid!r} is not a plain identifier")
+    report = issue.report
+    cls = issue.classification
+
+    reporter = inline_untrusted(issue.reporter_name) if issue.reporter_name else ""
+    if issue.reporter_email:
+        email = inline_untrusted(issue.reporter_email, limit=254)
+        reporter = f"{reporter} ({email})" if reporter else email
+
+    details = [
+        ("Declared priority", inline_untrusted(report.declared_priority)),
+        ("Product", inline_untrusted(report.product)),
+        ("Organisation", inline_untrusted(report.organization)),
+        ("Reporter", reporter or "—"),
+        ("Source channel", report.channel.value),
+    ]
+
+    env_items = list(report.environment.items())
+    if env_items:
+        rows = [(inline_untrusted(str(k), limit=100), inline_untrusted(v)) for k, v in env_items[:_MAX_ROWS]]
+        if len(env_items) > _MAX_ROWS:
+            rows.append(("…", f"{len(env_items) - _MAX_ROWS} more entries omitted"))
+        environment = _table(("Key", "Value"), rows)
+    else:
+        environment = "_None given._"
+
+    if report.attachments:
+        items = [f"- {_link(a.filename, a.url)}" for a in report.attachments[:_MAX_ROWS]]
+        if len(report.attachments) > _MAX_ROWS:
+            items.append(f"- … {len(report.attachments) - _MAX_ROWS} more attachments omitted")
+        attachments = "\n".join(items)
+    else:
+        attachments = "_None._"
+
+    rules = ", ".join(inline_untrusted(r, limit=100) for r in cls.rules) or "none"
+    impact = quote_untrusted(report.impact, limit=_MAX_IMPACT_CHARS) if report.impact else "_Not given._"
+    description = quote_untrusted(report.description) if report.description.strip() else "_Empty._"
+
+    sections = [
+        "### Description",
+        description,
+        "### Impact",
+        impact,
+        "### Details",
+        _table(("Field", "Value"), details),
+        "### Environment",
+        environment,
+        "### Attachments",
+        attachments,
+        "### Classification",
+        "\n".join(
+            [
+                f"- Severity: **{cls.severity.value}**",
+                f"- Kind: {cls.kind.value}",
+                f"- Product-owner review: {'yes' if cls.po_review else 'no'}",
+                f"- Rules fired: {rules}",
+            ]
+        ),
+        "### Planned sprint",
+        _sprint_text(issue.sprint),
+        "---",
+        f"Tracking ID: {tid}\n<!-- bridge:tracking-id={tid} -->",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+# -- sprint selection ------------------------------------------------------------------------------
+
+
+def select_sprints(milestones: Iterable[Sprint], *, today: date, title_pattern: str | None) -> SprintWindow:
+    """Pick the current and next sprint among active milestones.
+
+    Current: both dates set and ``start_date <= today <= due_date`` (earliest due date wins).
+    Next: the earliest ``start_date`` after the current's due date, or after today if there is
+    no current sprint. Raises ``re.error`` on an invalid ``title_pattern``.
+    """
+    pattern = re.compile(title_pattern) if title_pattern else None
+    pool = [m for m in milestones if pattern is None or pattern.search(m.name)]
+
+    def order(m: Sprint) -> tuple[date, date, str]:
+        return (m.due_date or date.max, m.start_date or date.max, m.id)
+
+    current_candidates = [
+        m for m in pool if m.start_date is not None and m.due_date is not None and m.start_date <= today <= m.due_date
+    ]
+    current = min(current_candidates, key=order, default=None)
+    after = current.due_date if current is not None and current.due_date is not None else today
+    next_candidates = [m for m in pool if m.start_date is not None and m.start_date > after]
+    nxt = min(next_candidates, key=lambda m: (m.start_date or date.max, *order(m)), default=None)
+    return SprintWindow(current=current, next=nxt)
+
+
+# -- adapter ---------------------------------------------------------------------------------------
+
+
+def _date_or_none(value: object) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _format_message(raw: object) -> str:
+    """GitLab's error message (a string, or a dict of field -> messages on validation errors)."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, Mapping):
+        parts = []
+        for key, value in raw.items():
+            if isinstance(value, list | tuple):
+                value = ", ".join(str(v) for v in value)
+            parts.append(f"{key} {value}")
+        text = "; ".join(parts)
+    elif isinstance(raw, list | tuple):
+        text = ", ".join(str(v) for v in raw)
+    else:
+        text = str(raw)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_MESSAGE else text[:_MAX_ERROR_MESSAGE] + "…"
+
+
+def _iid(ref: IssueRef) -> int:
+    try:
+        return int(ref.key)
+    except ValueError:
+        raise PermanentError(f"gitlab: issue key {ref.key!r} is not a GitLab issue iid") from None
+
+
+def _milestone_id(sprint: Sprint) -> int:
+    try:
+        return int(sprint.id)
+    except ValueError:
+        raise PermanentError(f"gitlab: sprint id {sprint.id!r} is not a GitLab milestone id") from None
+
+
+class GitLabTracker:
+    """The ``Tracker`` port for GitLab (REST API v4). Thread-safe for error reporting.
+
+    No network call happens at construction. ``session`` (optional) is used for every request;
+    a response hook is added to it to capture rate-limit headers.
+    """
+
+    name = "gitlab"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._token = token
+        self._local = threading.local()
+        self._session = session if session is not None else requests.Session()
+        self._session.hooks["response"].append(self._remember_response)
+        self._gl = gitlab.Gitlab(
+            url,
+            private_token=token,
+            timeout=timeout,
+            retry_transient_errors=False,
+            session=self._session,
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"GitLabTracker(url={self._gl.url!r})"
+
+    # -- Tracker methods ---------------------------------------------------------------------------
+
+    def find_issue(self, dest: Destination, *, tracking_id: str) -> IssueRef | None:
+        prefix = f"[{tracking_id}]"
+
+        def run() -> IssueRef | None:
+            items = self._project(dest).issues.list(
+                search=tracking_id,
+                scope="all",
+                get_all=True,
+                per_page=_PER_PAGE,
+                **{"in": "title"},
+                **NO_LIBRARY_RETRIES,
+            )
+            found = [
+                data
+                for data in (item.asdict() for item in items)
+                if isinstance(data.get("title"), str) and data["title"].startswith(prefix)
+            ]
+            if not found:
+                return None
+            return self._issue_ref(min(found, key=lambda d: int(d["iid"])))
+
+        return self._call("find issue", run)
+
+    def create_issue(self, dest: Destination, issue: NewIssue) -> IssueRef:
+        try:
+            description = render_description(issue)
+        except ValueError as exc:
+            raise PermanentError(f"gitlab create issue: {exc}") from None
+        data: dict[str, Any] = {"title": issue.title, "description": description}
+        labels = [label for label in dict.fromkeys(issue.labels) if label]
+        if labels:
+            data["labels"] = ",".join(labels)
+        if issue.sprint is not None:
+            data["milestone_id"] = _milestone_id(issue.sprint)
+
+        def run() -> IssueRef:
+            created = self._project(dest).issues.create(data, **NO_LIBRARY_RETRIES)
+            return self._issue_ref(created.asdict())
+
+        return self._call("create issue", run)
+
+    def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
+        iid = _iid(ref)
+        target = _milestone_id(sprint)
+
+        def run() -> None:
+            issues = self._project(dest).issues
+            data = issues.get(iid, **NO_LIBRARY_RETRIES).asdict()
+            milestone = data.get("milestone")
+            current = milestone.get("id") if isinstance(milestone, dict) else None
+            if current is not None and str(current) == str(target):
+                return
+            issues.update(iid, {"milestone_id": target}, **NO_LIBRARY_RETRIES)
+
+        self._call("set milestone", run)
+
+    def sprints(self, dest: Destination, query: SprintQuery, *, today: str) -> SprintWindow:
+        try:
+            day = date.fromisoformat(today)
+        except ValueError:
+            raise PermanentError(f"gitlab sprints: today {today!r} is not an ISO date") from None
+
+        def run() -> list[Sprint]:
+            filters: dict[str, Any] = {"state": "active"}
+            if query.include_group_milestones:
+                filters["include_ancestors"] = "true"
+            items = self._project(dest).milestones.list(
+                get_all=True, per_page=_PER_PAGE, **filters, **NO_LIBRARY_RETRIES
+            )
+            out = []
+            for item in items:
+                data = item.asdict()
+                out.append(
+                    Sprint(
+                        id=str(int(data["id"])),
+                        name=str(data["title"]),
+                        start_date=_date_or_none(data.get("start_date")),
+                        due_date=_date_or_none(data.get("due_date")),
+                    )
+                )
+            return out
+
+        milestones = self._call("list milestones", run)
+        try:
+            return select_sprints(milestones, today=day, title_pattern=query.title_pattern)
+        except re.error as exc:
+            raise PermanentError(f"gitlab sprints: invalid title pattern {query.title_pattern!r}: {exc}") from None
+
+    def sprint_load(self, dest: Destination, sprint: Sprint, *, label: str, unit: CapacityUnit) -> float:
+        if unit not in ("issues", "weight"):
+            raise PermanentError(f"gitlab sprint load: unknown capacity unit {unit!r}")
+        filters = {"milestone": sprint.name, "labels": label, "state": "opened"}
+
+        def run() -> float:
+            issues = self._project(dest).issues
+            if unit == "issues":
+                first = issues.list(iterator=True, per_page=1, **filters, **NO_LIBRARY_RETRIES)
+                if first.total is not None:
+                    return float(first.total)
+            items = issues.list(get_all=True, per_page=_PER_PAGE, **filters, **NO_LIBRARY_RETRIES)
+            if unit == "issues":
+                return float(len(items))
+            total = 0.0
+            for item in items:
+                weight = item.asdict().get("weight")
+                total += 1.0 if weight is None else float(weight)
+            return total
+
+        return self._call("sprint load", run)
+
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
+        """Post ``body`` as a note, made inert first (see ``inert_comment``)."""
+        iid = _iid(ref)
+
+        def run() -> None:
+            issue = self._project(dest).issues.get(iid, lazy=True)
+            issue.notes.create({"body": inert_comment(body)}, **NO_LIBRARY_RETRIES)
+
+        self._call("add comment", run)
+
+    def reopen(self, dest: Destination, ref: IssueRef) -> None:
+        iid = _iid(ref)
+
+        def run() -> None:
+            issues = self._project(dest).issues
+            data = issues.get(iid, **NO_LIBRARY_RETRIES).asdict()
+            if data.get("state") == "closed":
+                issues.update(iid, {"state_event": "reopen"}, **NO_LIBRARY_RETRIES)
+
+        self._call("reopen issue", run)
+
+    def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
+        # Not ``gl.auth()``: it takes no per-call options, so it would retry a 429 ten times.
+        def user() -> None:
+            data = self._gl.http_get("/user", **NO_LIBRARY_RETRIES)
+            if not isinstance(data, dict) or "id" not in data:
+                raise RetryableError("gitlab check token: unexpected response to GET /user")
+
+        try:
+            self._call("check token", user)
+        except PermanentError as exc:
+            return [f"GitLab token rejected or lacking access: {exc}"]
+        except RetryableError as exc:
+            return [f"GitLab not reachable: {exc}"]
+
+        try:
+            self._call("check project", lambda: self._gl.projects.get(dest.project, **NO_LIBRARY_RETRIES))
+        except BridgeError as exc:
+            return [f"GitLab project {dest.project!r} not visible with this token: {exc}"]
+
+        try:
+            window = self.sprints(dest, query, today=today)
+        except BridgeError as exc:
+            return [f"GitLab milestones of {dest.project!r} could not be read: {exc}"]
+        if window.current is None:
+            what = f" matching {query.title_pattern!r}" if query.title_pattern else ""
+            return [
+                f"GitLab project {dest.project!r} has no current sprint: no active milestone{what} "
+                f"with a start and due date contains {today}"
+            ]
+        return []
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _project(self, dest: Destination) -> Any:
+        return self._gl.projects.get(dest.project, lazy=True)
+
+    def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._local.response = response
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "[token]") if self._token else text
+
+    @staticmethod
+    def _issue_ref(data: Mapping[str, Any]) -> IssueRef:
+        iid = data["iid"]
+        if isinstance(iid, bool) or not isinstance(iid, int | str):
+            raise TypeError(f"issue iid {iid!r}")
+        url = data.get("web_url")
+        return IssueRef(key=str(int(iid)), url=url if isinstance(url, str) else None)
+
+    def _call(self, what: str, run: Callable[[], _T]) -> _T:
+        """Run python-gitlab calls, translating every failure into our two error types."""
+        what = f"gitlab {what}"
+        self._local.response = None
+        try:
+            return run()
+        except BridgeError:
+            raise
+        except requests.JSONDecodeError as exc:
+            raise RetryableError(f"{what}: unparseable response from GitLab") from exc
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            raise RetryableError(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from exc
+        except requests.RequestException as exc:
+            raise PermanentError(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from exc
+        except gitlab.exceptions.RedirectError as exc:
+            # A POST/PUT redirected (e.g. http -> https) would be replayed as a GET: fix the URL.
+            raise PermanentError(self._scrub(f"{what}: {exc.error_message}")) from exc
+        except gitlab.exceptions.GitlabParsingError as exc:
+            raise RetryableError(f"{what}: unparseable response from GitLab") from exc
+        except gitlab.exceptions.GitlabError as exc:
+            status = exc.response_code
+            if status is None:
+                raise RetryableError(self._scrub(f"{what}: {_format_message(exc.error_message)}")) from exc
+            response = getattr(self._local, "response", None)
+            headers: Mapping[str, str] = (
+                response.headers if response is not None and response.status_code == status else {}
+            )
+            message = self._scrub(_format_message(exc.error_message))
+            raise error_for_status(status, message, headers, what=what) from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            # Our reading of a 2xx payload that does not have GitLab's documented shape.
+            raise RetryableError(
+                self._scrub(f"{what}: unexpected response from GitLab: {type(exc).__name__}: {exc}")
+            ) from exc

@@ -1,0 +1,558 @@
+"""Jira tracker adapter (REST API v2 + Jira Software agile API 1.0).
+
+Uses the pycontribs ``jira`` client for authentication, its session and the
+calls it maps one-to-one (create issue, add comment, list transitions, add to
+sprint, myself).  Plain reads and the transition POST go through the library's
+session directly, because the library's helpers add requests or quirks:
+
+* ``JIRA.search_issues`` first fetches ``/rest/api/2/field`` to translate names;
+* ``JIRA.sprints(maxResults=50)`` returns only the first page;
+* ``JIRA.transition_issue`` sends an extra empty ``fields`` object;
+* ``JIRA.create_issue`` re-reads the new issue unless ``prefetch=False``.
+
+Searches use the enhanced ``GET /rest/api/2/search/jql`` (``nextPageToken`` paging, no
+``total``), because Jira Cloud answers 410 Gone on the classic ``/rest/api/2/search``
+(CHANGE-2046).  Jira Data Center has only the classic endpoint: when ``/search/jql`` answers
+404 the adapter uses ``/search`` (``startAt``/``total`` paging) and, once that has worked,
+keeps using it for the instance's lifetime.
+
+Library retries are off (``max_retries=0``): ``ResilientSession`` retries 429/503
+and connection errors for every method, so a 503 after a committed create would
+file the issue twice.  The worker retries instead, after ``find_issue``.
+
+Every public method raises only ``RetryableError`` or ``PermanentError``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from jira import JIRA, JIRAError
+
+from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker
+from bridge.adapters.trackers.http_errors import error_for_status
+from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
+from bridge.errors import BridgeError, PermanentError, RetryableError
+
+DEFAULT_REOPEN_TRANSITIONS = ("Reopen", "Reopen Issue", "Reopened", "To Do", "Genåbn")
+
+_SEARCH_PAGE = 100
+_SEARCH_MAX_PAGES = 50
+"""Bounds the requests of one ``sprint_load``; beyond 5,000 issues the load is a lower bound."""
+_SPRINT_PAGE = 50
+_FIND_LIMIT = 50
+_SUMMARY_MAX = 255
+_BLOCK_MAX = 10_000
+"""Per reporter text block; Jira rejects descriptions over 32,767 characters."""
+_MESSAGE_MAX = 500
+
+
+class JiraTracker:
+    """The ``Tracker`` port for Jira Cloud / Data Center."""
+
+    name = "jira"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        user: str,
+        api_token: str,
+        timeout: float = 10.0,
+        issue_type: str = "Bug",
+        story_points_field: str | None = None,
+        reopen_transitions: tuple[str, ...] = DEFAULT_REOPEN_TRANSITIONS,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._api_token = api_token
+        self._issue_type = issue_type
+        self._story_points_field = story_points_field
+        self._reopen_transitions = reopen_transitions
+        # Set (never cleared) once the classic /search worked after /search/jql answered 404,
+        # i.e. on Jira Data Center.  A plain attribute write: a race only costs one extra 404.
+        self._legacy_search = False
+        # With get_server_info=False (and validate/check_update off, their
+        # defaults) the constructor makes no request; see jira/client.py.
+        self._client = JIRA(
+            server=self._url,
+            basic_auth=(user, api_token),
+            get_server_info=False,
+            max_retries=0,
+            timeout=timeout,
+        )
+
+    # -- Tracker protocol ---------------------------------------------------
+
+    def find_issue(self, dest: Destination, *, tracking_id: str) -> IssueRef | None:
+        phrase = '"' + _jql_escape(tracking_id) + '"'
+        jql = f"project = {_jql_string(dest.project)} AND summary ~ {_jql_string(phrase)}"
+        jql += " ORDER BY created ASC"
+        prefix = f"[{tracking_id}]"
+        what = "jira find issue"
+        params = {"jql": jql, "fields": "summary", "maxResults": _FIND_LIMIT}
+        with self._boundary(what):
+            page = self._enhanced_search(params)
+            if page is None:
+                page = self._classic_search(what, params)
+            for found in page.get("issues") or []:
+                summary = (found.get("fields") or {}).get("summary") or ""
+                if summary.startswith(prefix):
+                    return self._ref(found["key"])
+        return None
+
+    def create_issue(self, dest: Destination, issue: NewIssue) -> IssueRef:
+        fields: dict[str, Any] = {
+            "project": {"key": dest.project},
+            "issuetype": {"name": self._issue_type},
+            "summary": _summary(issue.title),
+            "description": render_description(issue),
+            "labels": _labels(issue.labels),
+        }
+        if issue.priority:
+            fields["priority"] = {"name": issue.priority}
+        with self._boundary("jira create issue"):
+            # prefetch=False: otherwise the library GETs the new issue again.
+            created = self._client.create_issue(fields=fields, prefetch=False)
+            ref = self._ref(str(created.key))
+        if issue.sprint is not None:
+            self.ensure_in_sprint(dest, ref, issue.sprint)
+        return ref
+
+    def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
+        sprint_id = _numeric_id(sprint.id, "sprint")
+        with self._boundary(f"jira add {ref.key} to sprint {sprint_id}"):
+            self._client.add_issues_to_sprint(int(sprint_id), [ref.key])
+
+    def sprints(self, dest: Destination, query: SprintQuery, *, today: str) -> SprintWindow:
+        if dest.board_id is None:
+            return SprintWindow(current=None, next=None)
+        day = _parse_today(today)
+        pattern = _compile(query.title_pattern)
+        active: list[Sprint] = []
+        future: list[Sprint] = []
+        with self._boundary(f"jira list sprints of board {dest.board_id}"):
+            for raw in self._board_sprints(dest.board_id):
+                name = str(raw.get("name") or "")
+                if pattern is not None and not pattern.search(name):
+                    continue
+                sprint = Sprint(
+                    id=str(raw["id"]),
+                    name=name,
+                    start_date=_parse_date(raw.get("startDate")),
+                    due_date=_parse_date(raw.get("endDate")),
+                )
+                state = raw.get("state")
+                if state == "active":
+                    active.append(sprint)
+                elif state == "future":
+                    future.append(sprint)
+        current = next((s for s in active if _contains(s, day)), active[0] if active else None)
+        return SprintWindow(current=current, next=future[0] if future else None)
+
+    def sprint_load(self, dest: Destination, sprint: Sprint, *, label: str, unit: CapacityUnit) -> float:
+        sprint_id = _numeric_id(sprint.id, "sprint")
+        jql = f"sprint = {sprint_id} AND labels = {_jql_string(label)} AND statusCategory != Done"
+        field = self._story_points_field
+        what = f"jira sprint load of sprint {sprint_id}"
+        with self._boundary(what):
+            if unit == "issues" or field is None:
+                # Without a story points field every issue weighs 1.
+                return float(self._count(what, jql))
+            total = 0.0
+            for issues in self._search_pages(what, {"jql": jql, "fields": field, "maxResults": _SEARCH_PAGE}):
+                for found in issues:
+                    points = (found.get("fields") or {}).get(field)
+                    total += float(points) if isinstance(points, int | float) else 1.0
+            return total
+
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
+        with self._boundary(f"jira comment on {ref.key}"):
+            self._client.add_comment(ref.key, body)
+
+    def reopen(self, dest: Destination, ref: IssueRef) -> None:
+        with self._boundary(f"jira reopen {ref.key}"):
+            status = self._get(self._rest(f"issue/{_path(ref.key)}"), {"fields": "status"})
+            if status["fields"]["status"]["statusCategory"]["key"] != "done":
+                return
+            transitions: list[dict[str, Any]] = self._client.transitions(ref.key)
+            chosen = self._pick_reopen(transitions)
+            if chosen is None:
+                names = ", ".join(repr(t.get("name")) for t in transitions) or "none"
+                raise PermanentError(
+                    f"jira reopen {ref.key}: no transition leads out of the done category (available: {names})"
+                )
+            self._post(self._rest(f"issue/{_path(ref.key)}/transitions"), {"transition": {"id": str(chosen["id"])}})
+
+    def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
+        problems: list[str] = []
+        try:
+            with self._boundary("jira check credentials (GET /myself)"):
+                self._client.myself()
+        except BridgeError as exc:
+            return [str(exc)]  # nothing else can work without credentials
+        try:
+            with self._boundary(f"jira check project {dest.project}"):
+                project = self._get(self._rest(f"project/{_path(dest.project)}"))
+            types = [str(t.get("name")) for t in project.get("issueTypes") or []]
+            if types and self._issue_type not in types:
+                problems.append(
+                    f"jira project {dest.project}: issue type {self._issue_type!r} not available "
+                    f"(has: {', '.join(types)})"
+                )
+        except BridgeError as exc:
+            problems.append(str(exc))
+        if dest.board_id is None:
+            return problems
+        try:
+            with self._boundary(f"jira check board {dest.board_id}"):
+                self._get(self._agile(f"board/{dest.board_id}"))
+            if self.sprints(dest, query, today=today).current is None:
+                pattern = f" matching {query.title_pattern!r}" if query.title_pattern else ""
+                problems.append(f"jira board {dest.board_id}: no active sprint{pattern}")
+        except BridgeError as exc:
+            problems.append(str(exc))
+        return problems
+
+    # -- helpers ------------------------------------------------------------
+
+    def _ref(self, key: str) -> IssueRef:
+        return IssueRef(key=key, url=f"{self._url}/browse/{key}")
+
+    def _rest(self, path: str) -> str:
+        return f"{self._url}/rest/api/2/{path}"
+
+    def _agile(self, path: str) -> str:
+        return f"{self._url}/rest/agile/1.0/{path}"
+
+    def _get(self, url: str, params: Mapping[str, Any] | None = None) -> Any:
+        # ResilientSession raises JIRAError for any non-2xx response.
+        return self._client._session.get(url, params=params).json()
+
+    def _post(self, url: str, body: Mapping[str, Any]) -> None:
+        self._client._session.post(url, data=json.dumps(body))
+
+    def _count(self, what: str, jql: str) -> int:
+        """Issues matching ``jql``: counted page by page (enhanced search has no ``total``)."""
+        params = {"jql": jql, "fields": "id", "maxResults": _SEARCH_PAGE}
+        first = self._enhanced_search(params)
+        if first is None:
+            return int(self._classic_search(what, {"jql": jql, "maxResults": 0})["total"])
+        return sum(len(issues) for issues in self._enhanced_pages(params, first))
+
+    def _search_pages(self, what: str, params: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The issues matching ``params["jql"]``, page by page, from whichever search API exists."""
+        first = self._enhanced_search(params)
+        if first is not None:
+            yield from self._enhanced_pages(params, first)
+            return
+        start = 0
+        for _ in range(_SEARCH_MAX_PAGES):
+            page = self._classic_search(what, {**params, "startAt": start})
+            issues = page.get("issues") or []
+            yield issues
+            start += len(issues)
+            if not issues or start >= int(page.get("total", 0)):
+                return
+
+    def _enhanced_pages(self, params: Mapping[str, Any], page: Any) -> Iterator[list[dict[str, Any]]]:
+        """``page`` and the ones after it, following ``nextPageToken`` until ``isLast``."""
+        for fetched in range(1, _SEARCH_MAX_PAGES + 1):
+            yield page.get("issues") or []
+            token = page.get("nextPageToken")
+            if page.get("isLast") is True or not token or fetched == _SEARCH_MAX_PAGES:
+                return
+            page = self._get(self._rest("search/jql"), {**params, "nextPageToken": token})
+
+    def _enhanced_search(self, params: Mapping[str, Any]) -> Any:
+        """One page of ``GET /search/jql``, or None when the server has no such endpoint (Data Center)."""
+        if self._legacy_search:
+            return None
+        try:
+            return self._get(self._rest("search/jql"), params)
+        except JIRAError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def _classic_search(self, what: str, params: Mapping[str, Any]) -> Any:
+        """One page of the classic ``GET /search``, which only Jira Data Center / Server still has."""
+        try:
+            page = self._get(self._rest("search"), params)
+        except JIRAError as exc:
+            if exc.status_code == 410:
+                raise PermanentError(
+                    f"{self._from_jira_error(exc, what)} (the classic search /rest/api/2/search is gone, "
+                    "as on Jira Cloud since CHANGE-2046, yet /rest/api/2/search/jql answered 404: "
+                    "check that the Jira URL is the site's base URL)"
+                ) from None
+            raise
+        self._legacy_search = True
+        return page
+
+    def _board_sprints(self, board_id: int) -> Iterator[dict[str, Any]]:
+        """Active and future sprints in board order, following ``startAt``/``isLast``."""
+        start = 0
+        while True:
+            page = self._get(
+                self._agile(f"board/{board_id}/sprint"),
+                {"state": "active,future", "startAt": start, "maxResults": _SPRINT_PAGE},
+            )
+            values = page.get("values") or []
+            yield from values
+            start += len(values)
+            if page.get("isLast", True) or not values:
+                return
+
+    def _pick_reopen(self, transitions: list[dict[str, Any]]) -> dict[str, Any] | None:
+        candidates: list[dict[str, Any]] = [t for t in transitions if t["to"]["statusCategory"]["key"] != "done"]
+        by_name: dict[str, dict[str, Any]] = {str(t.get("name", "")).casefold(): t for t in reversed(candidates)}
+        for preferred in self._reopen_transitions:
+            if preferred.casefold() in by_name:
+                return by_name[preferred.casefold()]
+        return candidates[0] if candidates else None
+
+    @contextmanager
+    def _boundary(self, what: str) -> Iterator[None]:
+        """Translate library, HTTP and payload failures into the bridge's two error types."""
+        try:
+            yield
+        except BridgeError:
+            raise
+        except JIRAError as exc:
+            # Never chain: str(JIRAError) dumps request/response headers.
+            raise self._from_jira_error(exc, what) from None
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise RetryableError(self._redact(f"{what}: {type(exc).__name__}: {exc}")) from None
+        except requests.RequestException as exc:  # incl. a 2xx body that is not JSON
+            raise PermanentError(self._redact(f"{what}: {type(exc).__name__}: {exc}")) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise PermanentError(f"{what}: unexpected response from Jira ({detail})") from exc
+
+    def _from_jira_error(self, exc: JIRAError, what: str) -> BridgeError:
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        response = exc.response
+        message = _error_text(response) or (exc.text or "").strip()
+        if not message and response is not None:
+            message = str(response.reason or "")
+        message = self._redact(message[:_MESSAGE_MAX])
+        if status is None:
+            return PermanentError(f"{what}: {message or 'unexpected error from the Jira client'}")
+        headers = dict(response.headers) if response is not None else {}
+        return error_for_status(status, message, headers, what=what)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_token, "***") if self._api_token else text
+
+
+# -- description ------------------------------------------------------------
+
+_NOFORMAT_TAG = re.compile(r"\{noformat(?::[^}]*)?\}", re.IGNORECASE)
+_WIKI_SPECIAL = re.compile(r"([\\*_{}\[\]|^~+\-?!#])")
+
+
+def render_description(issue: NewIssue) -> str:
+    """The issue description in Jira wiki markup.
+
+    Everything the reporter typed goes into ``{noformat}`` blocks, so it can
+    neither format the issue nor mention (``[~accountid:...]``) anyone.
+    """
+    report = issue.report
+    cls = issue.classification
+    out: list[str] = ["h3. Problem", _noformat_block(report.description)]
+    if report.impact:
+        out += ["", "h3. Impact", _noformat_block(report.impact)]
+
+    details = [
+        ("Declared priority", report.declared_priority),
+        ("Product", report.product),
+        ("Organisation", report.organization),
+        ("Reporter", issue.reporter_name),
+        ("Reporter email", issue.reporter_email),
+    ]
+    rows = [f"||{label}|{_noformat_cell(value)}|" for label, value in details if value]
+    if rows:
+        out += ["", "h3. Report", *rows]
+
+    if report.environment:
+        out += ["", "h3. Environment", "||Key||Value||"]
+        out += [
+            f"|{_noformat_cell(str(key))}|{_noformat_cell(_env_value(value))}|"
+            for key, value in report.environment.items()
+        ]
+
+    if report.attachments:
+        out += ["", "h3. Attachments", "||File||Type||Link||"]
+        for att in report.attachments:
+            link = _safe_url(att.url)
+            out.append(
+                f"|{_noformat_cell(att.filename)}|{_noformat_cell(att.content_type or '-')}"
+                f"|{f'[open|{link}]' if link else '(no link)'}|"
+            )
+
+    rules = ", ".join(_plain(rule) for rule in cls.rules) or "none"
+    out += [
+        "",
+        "h3. Classification",
+        f"* Severity: {_plain(cls.severity.value)}",
+        f"* Kind: {_plain(cls.kind.value)}",
+        f"* Product-owner review: {'yes' if cls.po_review else 'no'}",
+        f"* Rules: {rules}",
+        "",
+        "h3. Planned sprint",
+        _sprint_line(issue.sprint),
+        "",
+        f"Source channel: {_plain(report.channel.value)}",
+        "",
+        "----",
+        f"Tracking ID: {issue.tracking_id}",
+    ]
+    return "\n".join(out)
+
+
+def _strip_noformat(text: str) -> str:
+    """Remove every ``{noformat}`` tag, including ones formed by removing others."""
+    while True:
+        stripped = _NOFORMAT_TAG.sub("", text)
+        if stripped == text:
+            return text
+        text = stripped
+
+
+def _noformat_block(text: str | None) -> str:
+    body = _strip_noformat(text or "").strip("\n")
+    if len(body) > _BLOCK_MAX:
+        body = body[:_BLOCK_MAX] + "\n[... truncated by the bridge]"
+    return "{noformat}\n" + (body or "(empty)") + "\n{noformat}"
+
+
+def _noformat_cell(text: str) -> str:
+    """A single-line ``{noformat}`` for a table cell.
+
+    Newlines would end the table row and ``|`` the cell, so both are replaced.
+    """
+    line = " ".join(_strip_noformat(text).split()).replace("|", "¦")
+    return "{noformat}" + (line[:_BLOCK_MAX] or "-") + "{noformat}"
+
+
+def _plain(text: str) -> str:
+    """Backslash-escape wiki markup in our own short strings (rule and sprint names)."""
+    return _WIKI_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _safe_url(url: str | None) -> str | None:
+    """An http(s) URL that cannot break out of ``[text|url]``, or None."""
+    if not url or urlsplit(url.strip()).scheme.lower() not in {"http", "https"}:
+        return None
+    return quote(url.strip(), safe=":/?#@!$&'()*+,;=%-._~")
+
+
+def _sprint_line(sprint: Sprint | None) -> str:
+    if sprint is None:
+        return "Needs planning: no sprint chosen."
+    dates = ""
+    if sprint.start_date or sprint.due_date:
+        start = sprint.start_date.isoformat() if sprint.start_date else "?"
+        due = sprint.due_date.isoformat() if sprint.due_date else "?"
+        dates = f" ({start} to {due})"
+    return f"{_plain(sprint.name)}{dates}"
+
+
+# -- small pure helpers -------------------------------------------------------
+
+
+def _jql_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _jql_string(value: str) -> str:
+    """A JQL string literal."""
+    return '"' + _jql_escape(value) + '"'
+
+
+def _path(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _summary(title: str) -> str:
+    """Jira rejects summaries with line breaks or over 255 characters."""
+    return " ".join(title.split())[:_SUMMARY_MAX]
+
+
+def _labels(labels: tuple[str, ...]) -> list[str]:
+    """Jira labels may not contain spaces."""
+    cleaned = (re.sub(r"\s+", "-", label.strip()) for label in labels)
+    return list(dict.fromkeys(label for label in cleaned if label))
+
+
+def _numeric_id(value: str, what: str) -> str:
+    if not value.isdigit():
+        raise PermanentError(f"jira {what} id must be numeric, got {value!r}")
+    return value
+
+
+def _parse_today(today: str) -> date:
+    try:
+        return date.fromisoformat(today)
+    except ValueError:
+        raise PermanentError(f"today must be an ISO date, got {today!r}") from None
+
+
+def _compile(pattern: str | None) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise PermanentError(f"invalid sprint title pattern {pattern!r}: {exc}") from None
+
+
+def _parse_date(value: Any) -> date | None:
+    """The calendar date of a Jira timestamp (``2024-06-03T08:00:00.000+02:00``), as written."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _contains(sprint: Sprint, day: date) -> bool:
+    return sprint.start_date is not None and sprint.due_date is not None and sprint.start_date <= day <= sprint.due_date
+
+
+def _error_text(response: requests.Response | None) -> str:
+    """Jira's ``errorMessages`` and ``errors`` (with field names), joined."""
+    if response is None:
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:_MESSAGE_MAX] if response.text else ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(m) for m in body.get("errorMessages") or [] if m]
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        parts += [f"{field}: {msg}" for field, msg in errors.items()]
+    for key in ("message", "errorMessage"):
+        if not parts and body.get(key):
+            parts.append(str(body[key]))
+    return "; ".join(parts)
+
+
+if TYPE_CHECKING:
+    _protocol_check: Tracker = JiraTracker(url="", user="", api_token="")

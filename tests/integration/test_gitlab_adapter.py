@@ -1,0 +1,899 @@
+"""GitLabTracker against GitLab's REST API v4, mocked at the HTTP boundary with ``responses``.
+
+Payload shapes follow GitLab's documentation (wire-formats.md section 2).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+
+from bridge.adapters.trackers.base import SprintQuery, Tracker
+from bridge.adapters.trackers.gitlab import (
+    GITLAB_MAX_DESCRIPTION,
+    ZWJ,
+    GitLabTracker,
+    render_description,
+)
+from bridge.domain import (
+    Attachment,
+    Channel,
+    Classification,
+    Destination,
+    IssueRef,
+    Kind,
+    NewIssue,
+    Report,
+    Severity,
+    Sprint,
+    SprintWindow,
+)
+from bridge.errors import PermanentError, RetryableError
+
+BASE = "https://gitlab.example.com"
+API = f"{BASE}/api/v4"
+TOKEN = "glpat-SECRET-token-123"
+PROJECT = f"{API}/projects/acme%2Fsupport"
+ISSUES = f"{PROJECT}/issues"
+MILESTONES = f"{PROJECT}/milestones"
+DEST = Destination(tracker="gitlab", project="acme/support")
+TID = "ST-7K3Q9X2M"
+SPRINT = Sprint(id="12", name="Sprint 12", start_date=date(2026, 11, 23), due_date=date(2026, 12, 6))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def tracker() -> GitLabTracker:
+    return GitLabTracker(url=BASE, token=TOKEN, timeout=5.0)
+
+
+def new_issue(**overrides: Any) -> NewIssue:
+    report_fields: dict[str, Any] = {
+        "title": "Login fails with error 500",
+        "description": "I click login and get an error.",
+        "impact": "Nobody in the warehouse can work.",
+        "declared_priority": "high",
+        "product": "WMS",
+        "organization": "Acme A/S",
+        "environment": {"browser": "Firefox 140", "os": "Windows 11"},
+        "attachments": (Attachment(filename="screen.png", content_type="image/png", url="https://files.example/a/1"),),
+        "channel": Channel.EMAIL,
+    }
+    report_fields.update(overrides.pop("report", {}))
+    fields: dict[str, Any] = {
+        "tracking_id": TID,
+        "report": Report(**report_fields),
+        "classification": Classification(
+            severity=Severity.HIGH, kind=Kind.HOTFIX, po_review=True, rules=("outage", "many-users")
+        ),
+        "labels": ("severity::high", "type::hotfix", "source::email"),
+        "priority": None,
+        "sprint": SPRINT,
+        "reporter_name": "Jens Hansen",
+    }
+    fields.update(overrides)
+    return NewIssue(**fields)
+
+
+def issue_json(
+    iid: int,
+    title: str,
+    *,
+    state: str = "opened",
+    milestone: dict[str, Any] | None = None,
+    weight: int | None = None,
+) -> dict[str, Any]:
+    """An issue as GitLab's REST API returns it (trimmed, documented field names and types)."""
+    return {
+        "project_id": 4,
+        "id": 80 + iid,
+        "iid": iid,
+        "title": title,
+        "state": state,
+        "description": None,
+        "labels": ["bug"],
+        "milestone": milestone,
+        "assignees": [],
+        "assignee": None,
+        "author": {"id": 18, "username": "eileen.lowe"},
+        "confidential": False,
+        "weight": weight,
+        "type": "ISSUE",
+        "issue_type": "issue",
+        "web_url": f"http://gitlab.example.com/acme/support/issues/{iid}",
+        "references": {"short": f"#{iid}", "relative": f"#{iid}", "full": f"acme/support#{iid}"},
+    }
+
+
+def milestone_json(mid: int, title: str, start: str | None, due: str | None, **extra: Any) -> dict[str, Any]:
+    """A milestone as ``GET /projects/:id/milestones`` returns it."""
+    data: dict[str, Any] = {
+        "id": mid,
+        "iid": mid - 10,
+        "project_id": 4,
+        "title": title,
+        "description": "",
+        "due_date": due,
+        "start_date": start,
+        "state": "active",
+        "updated_at": "2026-10-02T09:24:18Z",
+        "created_at": "2026-10-02T09:24:18Z",
+        "expired": False,
+    }
+    data.update(extra)
+    return data
+
+
+def query(call: Any) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(call.request.url).query)
+
+
+def body(call: Any) -> dict[str, Any]:
+    raw = call.request.body
+    return dict(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
+
+
+# -- construction ----------------------------------------------------------------------------------
+
+
+def test_construction_makes_no_request(rsps: responses.RequestsMock) -> None:
+    """Building the tracker talks to nobody (no auth or version probe at start-up)."""
+    tracker = GitLabTracker(url=BASE, token=TOKEN)
+    assert tracker.name == "gitlab"
+    assert len(rsps.calls) == 0
+
+
+def test_satisfies_tracker_protocol(tracker: GitLabTracker) -> None:
+    """GitLabTracker is usable where the pipeline expects a Tracker."""
+    port: Tracker = tracker
+    assert port.name == "gitlab"
+    assert TOKEN not in repr(tracker)
+
+
+def test_given_session_is_used(rsps: responses.RequestsMock) -> None:
+    """Requests go through the session passed in (its headers reach GitLab) with the private token."""
+    session = requests.Session()
+    session.headers["X-Bridge-Test"] = "yes"
+    rsps.post(ISSUES, json=issue_json(14, f"[{TID}] x"), status=201)
+    GitLabTracker(url=BASE, token=TOKEN, session=session).create_issue(DEST, new_issue())
+    sent = rsps.calls[0].request.headers
+    assert sent["X-Bridge-Test"] == "yes"
+    assert sent["PRIVATE-TOKEN"] == TOKEN
+
+
+# -- create_issue ----------------------------------------------------------------------------------
+
+
+def test_create_issue_posts_title_labels_milestone_and_description(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """create_issue POSTs the prefixed title, comma-joined labels, int milestone_id and the description."""
+    rsps.post(ISSUES, json=issue_json(14, f"[{TID}] Login fails with error 500"), status=201)
+    issue = new_issue()
+    ref = tracker.create_issue(DEST, issue)
+    assert ref == IssueRef(key="14", url="http://gitlab.example.com/acme/support/issues/14")
+    assert len(rsps.calls) == 1
+    sent = body(rsps.calls[0])
+    assert sent["title"] == f"[{TID}] Login fails with error 500"
+    assert sent["labels"] == "severity::high,type::hotfix,source::email"
+    assert sent["milestone_id"] == 12
+    assert sent["description"] == render_description(issue)
+
+
+def test_create_issue_without_sprint_or_labels_omits_them(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """No sprint means no milestone_id in the POST; no labels means no labels key."""
+    rsps.post(ISSUES, json=issue_json(15, f"[{TID}] x"), status=201)
+    tracker.create_issue(DEST, new_issue(sprint=None, labels=()))
+    sent = body(rsps.calls[0])
+    assert "milestone_id" not in sent
+    assert "labels" not in sent
+
+
+def test_create_issue_numeric_project_id(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A numeric Destination.project addresses /projects/<id>."""
+    rsps.post(f"{API}/projects/4/issues", json=issue_json(16, f"[{TID}] x"), status=201)
+    ref = tracker.create_issue(Destination(tracker="gitlab", project="4"), new_issue())
+    assert ref.key == "16"
+
+
+def test_create_issue_non_numeric_sprint_id_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A sprint id that is not a milestone id fails permanently, before any request."""
+    with pytest.raises(PermanentError, match="milestone id"):
+        tracker.create_issue(DEST, new_issue(sprint=Sprint(id="abc", name="S")))
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "400 Bad request - labels is invalid"),
+        (401, "401 Unauthorized"),
+        (403, "403 Forbidden"),
+        (404, "404 Project Not Found"),
+        (422, "Milestone does not exist"),
+    ],
+)
+def test_create_issue_client_errors_are_permanent(
+    rsps: responses.RequestsMock, tracker: GitLabTracker, status: int, message: str
+) -> None:
+    """4xx on create raises PermanentError carrying GitLab's message and the status, never the token."""
+    rsps.post(ISSUES, json={"message": message}, status=status)
+    with pytest.raises(PermanentError) as info:
+        tracker.create_issue(DEST, new_issue())
+    text = str(info.value)
+    assert message in text
+    assert f"HTTP {status}" in text
+    assert TOKEN not in text
+    assert len(rsps.calls) == 1
+
+
+def test_create_issue_validation_message_dict_is_readable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """GitLab's field->messages validation dict becomes readable text in the PermanentError."""
+    rsps.post(ISSUES, json={"message": {"title": ["is too long (maximum is 255 characters)"]}}, status=400)
+    with pytest.raises(PermanentError, match=r"title is too long \(maximum is 255 characters\)"):
+        tracker.create_issue(DEST, new_issue())
+
+
+def test_error_echoing_the_token_is_scrubbed(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Even if GitLab (or a proxy) echoes the token in its error body, the error message hides it."""
+    rsps.post(ISSUES, json={"message": f"token {TOKEN} revoked"}, status=401)
+    with pytest.raises(PermanentError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert TOKEN not in str(info.value)
+    assert "revoked" in str(info.value)
+
+
+def test_create_issue_429_is_retryable_with_retry_after_and_not_retried(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """429 raises RetryableError with Retry-After seconds; python-gitlab does not re-send the POST."""
+    rsps.post(
+        ISSUES,
+        body="Retry later\n",
+        status=429,
+        content_type="text/plain",
+        headers={
+            "Retry-After": "7",
+            "RateLimit-Limit": "60",
+            "RateLimit-Name": "throttle_authenticated_api",
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(int(time.time()) + 300),
+        },
+    )
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert info.value.retry_after == 7.0
+    assert "HTTP 429" in str(info.value)
+    assert len(rsps.calls) == 1
+
+
+def test_create_issue_429_with_only_ratelimit_reset(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Without Retry-After, a 429's RateLimit-Reset (epoch seconds) gives the delay."""
+    rsps.post(
+        ISSUES,
+        body="Retry later\n",
+        status=429,
+        content_type="text/plain",
+        headers={"RateLimit-Reset": str(int(time.time()) + 40), "RateLimit-Remaining": "0"},
+    )
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert info.value.retry_after is not None
+    assert 35 <= info.value.retry_after <= 41
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_create_issue_server_errors_are_retryable_and_not_retried(
+    rsps: responses.RequestsMock, tracker: GitLabTracker, status: int
+) -> None:
+    """5xx raises RetryableError after exactly one POST (a library retry could duplicate the issue)."""
+    rsps.post(ISSUES, body="<html>Bad gateway</html>", status=status, content_type="text/html")
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert f"HTTP {status}" in str(info.value)
+    assert info.value.retry_after is None
+    assert len(rsps.calls) == 1
+
+
+def test_create_issue_503_honours_retry_after(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 503 with Retry-After passes the delay on."""
+    rsps.post(ISSUES, json={"message": "maintenance"}, status=503, headers={"Retry-After": "120"})
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert info.value.retry_after == 120.0
+    assert len(rsps.calls) == 1
+
+
+def test_create_issue_connection_error_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A refused connection raises RetryableError after one attempt."""
+    rsps.post(ISSUES, body=requests.ConnectionError("connection refused"))
+    with pytest.raises(RetryableError, match="ConnectionError") as info:
+        tracker.create_issue(DEST, new_issue())
+    assert TOKEN not in str(info.value)
+    assert len(rsps.calls) == 1
+
+
+def test_create_issue_timeout_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A read timeout raises RetryableError after one attempt (the issue may exist: find_issue first)."""
+    rsps.post(ISSUES, body=requests.exceptions.ReadTimeout("read timed out"))
+    with pytest.raises(RetryableError, match="ReadTimeout"):
+        tracker.create_issue(DEST, new_issue())
+    assert len(rsps.calls) == 1
+
+
+def test_create_issue_chunked_encoding_error_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A connection broken mid-body raises RetryableError."""
+    rsps.post(ISSUES, body=requests.exceptions.ChunkedEncodingError("broken"))
+    with pytest.raises(RetryableError):
+        tracker.create_issue(DEST, new_issue())
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type"),
+    [
+        ("{not json", "application/json"),
+        ("<html>Sign in</html>", "text/html"),
+        (json.dumps({"id": 1}), "application/json"),
+    ],
+    ids=["broken-json", "html-page", "json-without-iid"],
+)
+def test_create_issue_unparseable_success_body_is_retryable(
+    rsps: responses.RequestsMock, tracker: GitLabTracker, payload: str, content_type: str
+) -> None:
+    """A 201 whose body is not a GitLab issue raises RetryableError (not KeyError or a parsing error)."""
+    rsps.post(ISSUES, body=payload, status=201, content_type=content_type)
+    with pytest.raises(RetryableError, match="response"):
+        tracker.create_issue(DEST, new_issue())
+
+
+# -- find_issue ------------------------------------------------------------------------------------
+
+
+def test_find_issue_keeps_exact_prefix_lowest_iid_including_closed(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """find_issue searches titles in all states and keeps only '[<tid>]'-prefixed titles, lowest iid."""
+    rsps.get(
+        ISSUES,
+        json=[
+            issue_json(30, f"[{TID}X] other ticket with a longer id"),
+            issue_json(25, f"Re: [{TID}] mentioned but not prefixed"),
+            issue_json(22, f"[{TID}] Login fails", state="closed"),
+            issue_json(27, f"[{TID}] Login fails (duplicate)"),
+        ],
+        headers={"X-Total": "4", "X-Per-Page": "100", "X-Page": "1"},
+    )
+    ref = tracker.find_issue(DEST, tracking_id=TID)
+    assert ref == IssueRef(key="22", url="http://gitlab.example.com/acme/support/issues/22")
+    params = query(rsps.calls[0])
+    assert params["search"] == [TID]
+    assert params["in"] == ["title"]
+    assert params["scope"] == ["all"]
+    assert "state" not in params
+
+
+def test_find_issue_ignores_similar_titles(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Search hits whose title lacks the exact prefix do not count: None is returned."""
+    rsps.get(
+        ISSUES,
+        json=[issue_json(3, f"[{TID}0] near miss"), issue_json(4, f"Customer wrote {TID} in the title")],
+    )
+    assert tracker.find_issue(DEST, tracking_id=TID) is None
+
+
+def test_find_issue_reads_every_page(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """find_issue follows the Link: next pages, so a match on page 2 is found."""
+    page2 = f"{ISSUES}?page=2&per_page=100&search={TID}&in=title&scope=all"
+    rsps.get(
+        re.compile(re.escape(ISSUES) + r"\?.*page=2"),
+        json=[issue_json(41, f"[{TID}] on the second page")],
+    )
+    rsps.get(
+        re.compile(re.escape(ISSUES) + r"\?(?!.*page=2)"),
+        json=[issue_json(9, "[OTHER-1] unrelated")],
+        headers={"Link": f'<{page2}>; rel="next"', "X-Next-Page": "2"},
+    )
+    ref = tracker.find_issue(DEST, tracking_id=TID)
+    assert ref is not None
+    assert ref.key == "41"
+    assert len(rsps.calls) == 2
+
+
+# -- sprints ---------------------------------------------------------------------------------------
+
+
+MILESTONE_LIST = [
+    milestone_json(10, "Sprint 11", "2026-11-09", "2026-11-22"),
+    milestone_json(12, "Sprint 12", "2026-11-23", "2026-12-06"),
+    milestone_json(14, "Sprint 14", "2026-12-21", "2027-01-03"),
+    milestone_json(13, "Sprint 13", "2026-12-07", "2026-12-20"),
+    milestone_json(90, "Backlog", None, None),
+    milestone_json(91, "Someday", "2026-11-01", None),
+]
+
+
+def test_sprints_current_and_next_with_group_milestones(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Current contains today, next starts first after it; active + include_ancestors=true are requested."""
+    rsps.get(MILESTONES, json=MILESTONE_LIST)
+    window = tracker.sprints(DEST, SprintQuery(include_group_milestones=True), today="2026-11-25")
+    assert window == SprintWindow(
+        current=Sprint(id="12", name="Sprint 12", start_date=date(2026, 11, 23), due_date=date(2026, 12, 6)),
+        next=Sprint(id="13", name="Sprint 13", start_date=date(2026, 12, 7), due_date=date(2026, 12, 20)),
+    )
+    params = query(rsps.calls[0])
+    assert params["state"] == ["active"]
+    assert params["include_ancestors"] == ["true"]
+
+
+def test_sprints_project_only_omits_include_ancestors(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """include_group_milestones=False lists project milestones only (no include_ancestors)."""
+    rsps.get(MILESTONES, json=MILESTONE_LIST)
+    tracker.sprints(DEST, SprintQuery(include_group_milestones=False), today="2026-11-25")
+    assert "include_ancestors" not in query(rsps.calls[0])
+
+
+def test_sprints_group_milestone_can_be_current(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A group milestone (group_id, no project_id) returned via include_ancestors is a valid sprint."""
+    group = milestone_json(301, "Team sprint 7", "2026-11-20", "2026-11-30", group_id=41)
+    del group["project_id"]
+    rsps.get(MILESTONES, json=[group])
+    window = tracker.sprints(DEST, SprintQuery(), today="2026-11-25")
+    assert window.current is not None
+    assert window.current.id == "301"
+
+
+def test_sprints_title_pattern_filters_names(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Only milestones whose title matches title_pattern (re.search) are considered."""
+    rsps.get(
+        MILESTONES,
+        json=[
+            milestone_json(50, "Release 3.1", "2026-11-01", "2026-12-31"),
+            milestone_json(12, "Sprint 12", "2026-11-23", "2026-12-06"),
+            milestone_json(13, "Sprint 13", "2026-12-07", "2026-12-20"),
+            milestone_json(51, "Release 3.2", "2026-12-01", "2027-01-31"),
+        ],
+    )
+    window = tracker.sprints(DEST, SprintQuery(title_pattern=r"^Sprint \d+"), today="2026-11-25")
+    assert window.current is not None
+    assert window.current.name == "Sprint 12"
+    assert window.next is not None
+    assert window.next.name == "Sprint 13"
+
+
+def test_sprints_undated_milestones_are_never_current(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Milestones lacking a start or due date cannot be current; none left means current is None."""
+    rsps.get(
+        MILESTONES,
+        json=[
+            milestone_json(90, "Backlog", None, None),
+            milestone_json(91, "Open-ended", "2026-11-01", None),
+            milestone_json(92, "Due only", None, "2026-12-01"),
+        ],
+    )
+    window = tracker.sprints(DEST, SprintQuery(), today="2026-11-25")
+    assert window == SprintWindow(current=None, next=None)
+
+
+def test_sprints_none_at_all(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """No active milestones gives an empty window, not an error."""
+    rsps.get(MILESTONES, json=[])
+    assert tracker.sprints(DEST, SprintQuery(), today="2026-11-25") == SprintWindow(current=None, next=None)
+
+
+def test_sprints_without_current_next_is_first_after_today(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """In a gap between sprints, current is None and next is the earliest one starting after today."""
+    rsps.get(MILESTONES, json=MILESTONE_LIST)
+    window = tracker.sprints(DEST, SprintQuery(), today="2026-12-06")
+    assert window.current is not None
+    assert window.current.id == "12"  # due date inclusive
+    rsps.get(MILESTONES, json=[m for m in MILESTONE_LIST if m["id"] != 12])
+    gap = tracker.sprints(DEST, SprintQuery(), today="2026-11-25")
+    assert gap.current is None
+    assert gap.next is not None
+    assert gap.next.id == "13"
+
+
+def test_sprints_overlapping_current_takes_earliest_due(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """When several milestones contain today, the one due first is current; next starts after it."""
+    rsps.get(
+        MILESTONES,
+        json=[
+            milestone_json(70, "Quarter", "2026-10-01", "2026-12-31"),
+            milestone_json(12, "Sprint 12", "2026-11-23", "2026-12-06"),
+            milestone_json(13, "Sprint 13", "2026-12-07", "2026-12-20"),
+        ],
+    )
+    window = tracker.sprints(DEST, SprintQuery(), today="2026-11-25")
+    assert window.current is not None
+    assert window.current.id == "12"
+    assert window.next is not None
+    assert window.next.id == "13"
+
+
+def test_sprints_invalid_pattern_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """An invalid title_pattern raises PermanentError, not re.error."""
+    rsps.get(MILESTONES, json=MILESTONE_LIST)
+    with pytest.raises(PermanentError, match="title pattern"):
+        tracker.sprints(DEST, SprintQuery(title_pattern="Sprint ("), today="2026-11-25")
+
+
+def test_sprints_429_on_second_page_is_not_retried(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """The no-retry options also hold for follow-up pages: a 429 on page 2 surfaces at once."""
+    page2 = f"{MILESTONES}?page=2&per_page=100&state=active&include_ancestors=true"
+    rsps.get(re.compile(re.escape(MILESTONES) + r"\?.*page=2"), status=429, headers={"Retry-After": "9"})
+    rsps.get(
+        re.compile(re.escape(MILESTONES) + r"\?(?!.*page=2)"),
+        json=MILESTONE_LIST[:2],
+        headers={"Link": f'<{page2}>; rel="next"'},
+    )
+    with pytest.raises(RetryableError) as info:
+        tracker.sprints(DEST, SprintQuery(), today="2026-11-25")
+    assert info.value.retry_after == 9.0
+    assert len(rsps.calls) == 2
+
+
+# -- sprint_load -----------------------------------------------------------------------------------
+
+
+def test_sprint_load_counts_with_x_total(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Issue count comes from X-Total of a per_page=1 request filtered by milestone title, label, opened."""
+    rsps.get(ISSUES, json=[issue_json(1, "a")], headers={"X-Total": "17", "X-Per-Page": "1"})
+    load = tracker.sprint_load(DEST, SPRINT, label="type::hotfix", unit="issues")
+    assert load == 17.0
+    assert len(rsps.calls) == 1
+    params = query(rsps.calls[0])
+    assert params["milestone"] == ["Sprint 12"]
+    assert params["labels"] == ["type::hotfix"]
+    assert params["state"] == ["opened"]
+    assert params["per_page"] == ["1"]
+
+
+def test_sprint_load_counts_pages_without_x_total(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Without X-Total (GitLab omits it above 10,000 rows), every page is fetched and counted."""
+    page2 = f"{ISSUES}?page=2&per_page=100&milestone=Sprint+12&labels=bug&state=opened"
+    rsps.get(re.compile(re.escape(ISSUES) + r"\?(?=.*per_page=1(&|$))"), json=[issue_json(1, "a")])
+    rsps.get(re.compile(re.escape(ISSUES) + r"\?.*page=2"), json=[issue_json(4, "d")])
+    rsps.get(
+        re.compile(re.escape(ISSUES) + r"\?(?=.*per_page=100)(?!.*page=2)"),
+        json=[issue_json(1, "a"), issue_json(2, "b"), issue_json(3, "c")],
+        headers={"Link": f'<{page2}>; rel="next"'},
+    )
+    assert tracker.sprint_load(DEST, SPRINT, label="bug", unit="issues") == 4.0
+    assert len(rsps.calls) == 3
+
+
+def test_sprint_load_sums_weight_none_as_one(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """unit=weight sums issue weights, an unweighted issue counting as 1 (and 0 as 0)."""
+    rsps.get(
+        ISSUES,
+        json=[
+            issue_json(1, "a", weight=3),
+            issue_json(2, "b", weight=None),
+            issue_json(3, "c", weight=5),
+            issue_json(4, "d", weight=0),
+        ],
+    )
+    assert tracker.sprint_load(DEST, SPRINT, label="type::bugfix", unit="weight") == 9.0
+    params = query(rsps.calls[0])
+    assert params["milestone"] == ["Sprint 12"]
+    assert params["labels"] == ["type::bugfix"]
+    assert params["state"] == ["opened"]
+
+
+# -- ensure_in_sprint, reopen, add_comment ---------------------------------------------------------
+
+MILESTONE_12 = {"id": 12, "iid": 2, "title": "Sprint 12", "state": "active"}
+
+
+def test_ensure_in_sprint_noop_when_already_there(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """An issue already in the milestone gets no PUT."""
+    rsps.get(f"{ISSUES}/14", json=issue_json(14, "x", milestone=MILESTONE_12))
+    tracker.ensure_in_sprint(DEST, IssueRef(key="14"), SPRINT)
+    assert [c.request.method for c in rsps.calls] == ["GET"]
+
+
+@pytest.mark.parametrize("milestone", [None, {"id": 11, "title": "Sprint 11"}], ids=["no-milestone", "other-milestone"])
+def test_ensure_in_sprint_puts_milestone_id(
+    rsps: responses.RequestsMock, tracker: GitLabTracker, milestone: dict[str, Any] | None
+) -> None:
+    """An issue outside the milestone gets PUT milestone_id=<int id>."""
+    rsps.get(f"{ISSUES}/14", json=issue_json(14, "x", milestone=milestone))
+    rsps.put(f"{ISSUES}/14", json=issue_json(14, "x", milestone=MILESTONE_12))
+    tracker.ensure_in_sprint(DEST, IssueRef(key="14"), SPRINT)
+    assert [c.request.method for c in rsps.calls] == ["GET", "PUT"]
+    assert body(rsps.calls[1]) == {"milestone_id": 12}
+
+
+def test_ensure_in_sprint_missing_issue_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 404 on the issue raises PermanentError."""
+    rsps.get(f"{ISSUES}/99", json={"message": "404 Not found"}, status=404)
+    with pytest.raises(PermanentError, match="404 Not found"):
+        tracker.ensure_in_sprint(DEST, IssueRef(key="99"), SPRINT)
+
+
+def test_reopen_closed_issue_puts_state_event(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A closed issue is reopened with PUT state_event=reopen."""
+    rsps.get(f"{ISSUES}/14", json=issue_json(14, "x", state="closed"))
+    rsps.put(f"{ISSUES}/14", json=issue_json(14, "x", state="opened"))
+    tracker.reopen(DEST, IssueRef(key="14"))
+    assert [c.request.method for c in rsps.calls] == ["GET", "PUT"]
+    assert body(rsps.calls[1]) == {"state_event": "reopen"}
+
+
+def test_reopen_open_issue_is_noop(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """An open issue is left alone (no PUT)."""
+    rsps.get(f"{ISSUES}/14", json=issue_json(14, "x", state="opened"))
+    tracker.reopen(DEST, IssueRef(key="14"))
+    assert [c.request.method for c in rsps.calls] == ["GET"]
+
+
+def test_reopen_bad_key_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A non-numeric key (a Jira key, say) is rejected before any request."""
+    with pytest.raises(PermanentError, match="iid"):
+        tracker.reopen(DEST, IssueRef(key="SUP-1"))
+    assert len(rsps.calls) == 0
+
+
+def test_add_comment_posts_note_body(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """add_comment POSTs {"body": ...} to the issue's notes, with no prior GET."""
+    rsps.post(
+        f"{ISSUES}/14/notes",
+        json={"id": 302, "body": "hi", "system": False, "noteable_iid": 14, "noteable_type": "Issue"},
+        status=201,
+    )
+    tracker.add_comment(DEST, IssueRef(key="14"), "Customer replied: it works now")
+    assert len(rsps.calls) == 1
+    assert body(rsps.calls[0]) == {"body": "Customer replied: it works now"}
+
+
+def test_add_comment_neutralises_quick_actions_and_mentions(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """Reporter text relayed in a comment cannot close the issue or ping @all; the text stays readable."""
+    rsps.post(f"{ISSUES}/14/notes", json={"id": 303, "body": "x", "system": False}, status=201)
+    reply = "The reporter added:\n\n/close\r/assign @me\r\nthanks @all, **still broken**"
+    tracker.add_comment(DEST, IssueRef(key="14"), reply)
+    sent = body(rsps.calls[0])["body"]
+    assert not any(line.startswith("/") for line in sent.split("\n"))
+    assert "\r" not in sent
+    assert re.search(r"@[A-Za-z0-9_]", sent) is None
+    assert sent.replace(ZWJ, "") == "The reporter added:\n\n/close\n/assign @me\nthanks @all, **still broken**"
+
+
+def test_add_comment_rate_limited_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """The note-creation limit (429 without Retry-After headers from the app limiter) is retryable."""
+    rsps.post(f"{ISSUES}/14/notes", body="Retry later\n", status=429, content_type="text/plain")
+    with pytest.raises(RetryableError) as info:
+        tracker.add_comment(DEST, IssueRef(key="14"), "x")
+    assert info.value.retry_after is None
+    assert len(rsps.calls) == 1
+
+
+# -- check -----------------------------------------------------------------------------------------
+
+USER = {"id": 7, "username": "support-bridge", "name": "Support bridge", "state": "active"}
+PROJECT_JSON = {"id": 4, "path_with_namespace": "acme/support", "web_url": f"{BASE}/acme/support"}
+
+
+def test_check_all_fine(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Valid token, visible project and a current sprint give no problems."""
+    rsps.get(f"{API}/user", json=USER)
+    rsps.get(PROJECT, json=PROJECT_JSON)
+    rsps.get(MILESTONES, json=MILESTONE_LIST)
+    assert tracker.check(DEST, SprintQuery(), today="2026-11-25") == []
+    assert [urlsplit(c.request.url).path for c in rsps.calls] == [
+        "/api/v4/user",
+        "/api/v4/projects/acme%2Fsupport",
+        "/api/v4/projects/acme%2Fsupport/milestones",
+    ]
+
+
+def test_check_bad_token(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 401 on GET /user is one problem about the token, with no exception and no token shown."""
+    rsps.get(f"{API}/user", json={"message": "401 Unauthorized"}, status=401)
+    problems = tracker.check(DEST, SprintQuery(), today="2026-11-25")
+    assert len(problems) == 1
+    assert "token" in problems[0]
+    assert "401" in problems[0]
+    assert TOKEN not in problems[0]
+
+
+def test_check_rate_limited_user_is_a_problem_not_retried(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 429 on GET /user becomes a problem after one request (gl.auth() would retry ten times)."""
+    rsps.get(f"{API}/user", body="Retry later\n", status=429, headers={"Retry-After": "30"})
+    problems = tracker.check(DEST, SprintQuery(), today="2026-11-25")
+    assert len(problems) == 1
+    assert "429" in problems[0]
+    assert len(rsps.calls) == 1
+
+
+def test_check_project_not_visible(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 404 on the project is reported as a problem naming the project."""
+    rsps.get(f"{API}/user", json=USER)
+    rsps.get(PROJECT, json={"message": "404 Project Not Found"}, status=404)
+    problems = tracker.check(DEST, SprintQuery(), today="2026-11-25")
+    assert len(problems) == 1
+    assert "acme/support" in problems[0]
+    assert "404 Project Not Found" in problems[0]
+
+
+def test_check_no_current_sprint(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """No milestone containing today is a problem string, not an exception."""
+    rsps.get(f"{API}/user", json=USER)
+    rsps.get(PROJECT, json=PROJECT_JSON)
+    rsps.get(MILESTONES, json=[milestone_json(13, "Sprint 13", "2026-12-07", "2026-12-20")])
+    problems = tracker.check(DEST, SprintQuery(title_pattern="^Sprint"), today="2026-11-25")
+    assert len(problems) == 1
+    assert "current sprint" in problems[0]
+    assert "2026-11-25" in problems[0]
+    assert "'^Sprint'" in problems[0]
+
+
+def test_check_unreachable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A connection failure is a problem string too."""
+    rsps.get(f"{API}/user", body=requests.ConnectionError("Name or service not known"))
+    problems = tracker.check(DEST, SprintQuery(), today="2026-11-25")
+    assert len(problems) == 1
+    assert "not reachable" in problems[0]
+
+
+# -- description rendering -------------------------------------------------------------------------
+
+
+def section(text: str, title: str) -> str:
+    """The body of the ``### title`` section."""
+    start = text.index(f"### {title}\n") + len(f"### {title}\n")
+    end = text.find("\n### ", start)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_description_neutralises_quick_actions() -> None:
+    """Reporter lines starting with '/' (after any kind of line break) cannot run GitLab quick actions."""
+    hostile = "Please help\n/close\r/assign @me\r\n/label ~fixed\u2028/confidential\n\n/due tomorrow"
+    text = render_description(new_issue(report={"description": hostile, "impact": "/unlabel ~bug"}))
+    assert not any(line.lstrip().startswith("/") for line in re.split(r"\r\n|\r|\n|\u2028", text))
+    quoted = section(text, "Description").strip().split("\n")
+    assert quoted
+    assert all(line == ">" or line.startswith("> ") for line in quoted)
+    assert "> /close" in quoted
+
+
+def test_description_neutralises_mentions() -> None:
+    """'@all' and '@user' in reporter-controlled fields are broken with a zero-width joiner."""
+    issue = new_issue(
+        report={
+            "description": "cc @all and @john.doe",
+            "impact": "@channel",
+            "product": "@here",
+            "environment": {"user": "@admin"},
+            "attachments": (Attachment(filename="@all.png", url="https://files.example/@all"),),
+        },
+        reporter_name="@everyone",
+    )
+    text = render_description(issue)
+    assert re.search(r"@[A-Za-z0-9_]", text) is None
+    assert f"@{ZWJ}all" in text
+    assert f"@{ZWJ}john.doe" in text
+    assert "&#64;" not in text
+
+
+def test_description_reporter_cannot_break_out_of_section() -> None:
+    """HTML comments, '>>>' fences and pipes in reporter text stay inert; the footer survives."""
+    issue = new_issue(
+        report={
+            "description": "<!-- hide everything\n>>>\n### Classification\n- Severity: **low**",
+            "environment": {"os | x": "Win\n/close | evil"},
+        }
+    )
+    text = render_description(issue)
+    assert text.count("<!--") == 1
+    assert text.rstrip().endswith(f"<!-- bridge:tracking-id={TID} -->")
+    assert text.split("\n").count("### Classification") == 1
+    assert "\n>>>" not in text
+    assert r"| os \| x | Win /close \| evil |" in section(text, "Environment")
+
+
+def test_description_omits_email_unless_set() -> None:
+    """The reporter's email appears only when NewIssue.reporter_email is set."""
+    without = render_description(new_issue())
+    assert "jens@" not in without
+    assert "| Reporter | Jens Hansen |" in section(without, "Details")
+    with_email = render_description(new_issue(reporter_email="jens@acme.example"))
+    assert f"Jens Hansen (jens@{ZWJ}acme.example)" in section(with_email, "Details")
+
+
+def test_description_sections_and_footer() -> None:
+    """The description holds every required section and ends with the tracking-ID footer and marker."""
+    text = render_description(new_issue())
+    assert "> I click login and get an error." in section(text, "Description")
+    assert "> Nobody in the warehouse can work." in section(text, "Impact")
+    details = section(text, "Details")
+    for row in (
+        "| Declared priority | high |",
+        "| Product | WMS |",
+        "| Organisation | Acme A/S |",
+        "| Source channel | email |",
+    ):
+        assert row in details
+    env = section(text, "Environment")
+    assert "| browser | Firefox 140 |" in env
+    assert "| os | Windows 11 |" in env
+    assert "- [screen.png](https://files.example/a/1)" in section(text, "Attachments")
+    classification = section(text, "Classification")
+    assert "- Severity: **high**" in classification
+    assert "- Kind: hotfix" in classification
+    assert "- Product-owner review: yes" in classification
+    assert "- Rules fired: outage, many-users" in classification
+    assert "Sprint 12 (2026-11-23 to 2026-12-06)" in section(text, "Planned sprint")
+    assert text.endswith(f"\n\nTracking ID: {TID}\n<!-- bridge:tracking-id={TID} -->\n")
+
+
+def test_description_needs_planning_without_sprint() -> None:
+    """No sprint renders 'needs planning'; a PO-review-free classification says 'no'."""
+    issue = new_issue(
+        sprint=None,
+        classification=Classification(severity=Severity.LOW, kind=Kind.BUGFIX, po_review=False, rules=()),
+    )
+    text = render_description(issue)
+    assert "needs planning" in section(text, "Planned sprint").lower()
+    assert "- Product-owner review: no" in text
+    assert "- Rules fired: none" in text
+
+
+def test_description_attachment_urls_are_safe_links() -> None:
+    """Attachment URLs cannot break the Markdown link; non-http(s) URLs are not linked."""
+    issue = new_issue(
+        report={
+            "attachments": (
+                Attachment(filename="log (1).txt", url="https://files.example/a b)(c.txt"),
+                Attachment(filename="x", url="javascript:alert(1)"),
+                Attachment(filename="no-url.txt"),
+            )
+        }
+    )
+    items = section(render_description(issue), "Attachments")
+    assert "- [log (1).txt](https://files.example/a%20b%29%28c.txt)" in items
+    assert "](javascript:" not in items
+    assert "- no-url.txt" in items
+
+
+def test_description_huge_report_fits_gitlab_limit() -> None:
+    """A pasted multi-megabyte log is truncated so the description stays under GitLab's 1 MiB limit."""
+    issue = new_issue(
+        report={
+            "description": "&" * 3_000_000,
+            "impact": "<" * 500_000,
+            "environment": {f"k{i}": "&" * 10_000 for i in range(500)},
+        }
+    )
+    text = render_description(issue)
+    assert len(text) < GITLAB_MAX_DESCRIPTION
+    assert "truncated" in text
+    assert text.endswith(f"<!-- bridge:tracking-id={TID} -->\n")
+
+
+def test_description_rejects_odd_tracking_id(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A tracking ID that could break the hidden marker fails permanently before any request."""
+    with pytest.raises(PermanentError, match="tracking ID"):
+        tracker.create_issue(DEST, new_issue(tracking_id="X --> <b>"))
+    assert len(rsps.calls) == 0
