@@ -89,20 +89,40 @@ def main() -> int:
     if sandbox_mode:
         children.append(
             subprocess.Popen(
-                [python, "-m", "sandbox", "serve", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
-                 "--gitlab-token", SANDBOX_ENV["GITLAB_TOKEN"], "--jira-user", SANDBOX_ENV["JIRA_USER"],
-                 "--jira-token", SANDBOX_ENV["JIRA_API_TOKEN"],
-                 "--gitlab-webhook-url", f"http://127.0.0.1:{env['PORT']}/webhooks/gitlab",
-                 "--gitlab-webhook-secret", SANDBOX_ENV["GITLAB_WEBHOOK_SECRET"],
-                 "--jira-webhook-url", f"http://127.0.0.1:{env['PORT']}/webhooks/jira",
-                 "--jira-webhook-secret", SANDBOX_ENV["JIRA_WEBHOOK_SECRET"]],
-                cwd=ROOT, env=env,
+                [
+                    python,
+                    "-m",
+                    "sandbox",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(SANDBOX_PORT),
+                    "--gitlab-token",
+                    SANDBOX_ENV["GITLAB_TOKEN"],
+                    "--jira-user",
+                    SANDBOX_ENV["JIRA_USER"],
+                    "--jira-token",
+                    SANDBOX_ENV["JIRA_API_TOKEN"],
+                    "--gitlab-webhook-url",
+                    f"http://127.0.0.1:{env['PORT']}/webhooks/gitlab",
+                    "--gitlab-webhook-secret",
+                    SANDBOX_ENV["GITLAB_WEBHOOK_SECRET"],
+                    "--jira-webhook-url",
+                    f"http://127.0.0.1:{env['PORT']}/webhooks/jira",
+                    "--jira-webhook-secret",
+                    SANDBOX_ENV["JIRA_WEBHOOK_SECRET"],
+                ],
+                cwd=ROOT,
+                env=env,
             )  # fmt: skip
         )
         if not _wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/state"):
             print("the tracker sandbox did not start", file=sys.stderr)
             return _stop(children, 1)
-    children.append(subprocess.Popen([python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env))
+    children.append(
+        subprocess.Popen([python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env)
+    )
     children.append(subprocess.Popen([python, "-m", "bridge.worker"], cwd=ROOT, env=env))
     if not _wait_for(f"http://127.0.0.1:{env['PORT']}/healthz"):
         print("the web process did not start", file=sys.stderr)

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.intake import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
@@ -61,6 +62,12 @@ def receive() -> Response:
         return problem(
             404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket"
         )
+    except DBAPIError:
+        # Nothing was stored: say so, so the chatbot retries instead of believing it was accepted.
+        log.exception("chatbot.store_failed")
+        unavailable = problem(503, "Service Unavailable", "the report could not be stored; retry shortly", slug="store")
+        unavailable.headers["Retry-After"] = "5"
+        return unavailable
     if accepted.job_id is not None:
         deps.enqueue_safely(accepted.job_id)
     log.info(

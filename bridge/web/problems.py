@@ -43,4 +43,4 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("request.crashed")
-        return problem(500, "Internal Server Error", "The error was logged; nothing you sent was lost.")
+        return problem(500, "Internal Server Error", "The error was logged.")

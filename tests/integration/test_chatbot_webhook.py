@@ -267,3 +267,20 @@ def test_status_history_rows_match_ticket(client: FlaskClient, deps: Deps) -> No
     post_event(client, report_event(event_id="b"))
     post_event(client, report_event(event_id="a"))
     assert count(deps, StatusEvent) == 2
+
+
+def test_database_outage_is_503_with_retry_after(deps: Deps) -> None:
+    """When the report cannot be stored the chatbot is told to retry, never that it was accepted."""
+    from dataclasses import replace
+
+    from bridge import create_app
+    from bridge.adapters.store.db import make_engine
+    from bridge.adapters.store.repository import Store
+
+    down = Store(make_engine("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2"), clock=deps.clock)
+    client = create_app(deps=replace(deps, store=down)).test_client()
+    response = post_event(client, report_event())
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.mimetype == "application/problem+json"
+    assert "Traceback" not in response.get_data(as_text=True)
