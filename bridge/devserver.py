@@ -115,7 +115,7 @@ def main() -> int:
                 ],
                 cwd=ROOT,
                 env=env,
-            )  # fmt: skip
+            )
         )
         if not _wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/state"):
             print("the tracker sandbox did not start", file=sys.stderr)
