@@ -28,6 +28,7 @@ from bridge.mappings import Mappings, load_mappings
 from bridge.pipeline.file_ticket import TicketFiler
 from bridge.pipeline.followup import FollowupApplier
 from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
+from bridge.pipeline.notices import NoticeScheduler
 from bridge.pipeline.plan import SprintPlanner
 from bridge.pipeline.route import trackers_in_use
 from bridge.yamlfile import LoadedYaml
@@ -48,15 +49,9 @@ class Deps:
     trackers: Mapping[str, Tracker]
     runner: JobRunner
     secret_key: str
+    notices: NoticeScheduler
     clock: Callable[[], datetime] = utc_now
     extras: dict[str, Any] = field(default_factory=dict)
-
-    def enqueue_safely(self, job_id: int) -> None:
-        """Queue a stored job; if the queue is unreachable the sweep picks the job up later."""
-        try:
-            self.queue.enqueue(job_id)
-        except Exception:
-            log.warning("queue.enqueue_failed", extra={"job_id": job_id}, exc_info=True)
 
 
 def current_deps() -> Deps:
@@ -139,6 +134,10 @@ def build_deps(
     clock: Callable[[], datetime] = utc_now,
 ) -> Deps:
     store = Store(make_engine(settings.database_url), clock=clock)
+    notices = NoticeScheduler(
+        debounce_seconds=settings.mail.notify_debounce_seconds, callback_enabled=bool(settings.chatbot.callback_url)
+    )
+    store.on_status = notices.on_status
     if trackers is None:
         trackers = build_trackers(settings, trackers_in_use(mappings.routing, settings))
     routing = mappings.routing
@@ -165,6 +164,7 @@ def build_deps(
         huey = make_huey(redis_url=settings.queue.redis_url, sqlite_path=settings.queue_sqlite_path)
     queue = JobQueue(huey, run_job=runner.run, sweep=runner.sweep)
     holder.append(queue)
+    store.enqueue = lambda job_id, delay: queue.enqueue(job_id, delay=delay)
     return Deps(
         settings=settings,
         mappings=mappings,
@@ -173,5 +173,6 @@ def build_deps(
         trackers=trackers,
         runner=runner,
         secret_key=secret_key_for(settings),
+        notices=notices,
         clock=clock,
     )

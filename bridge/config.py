@@ -67,6 +67,8 @@ class ChatbotSettings(_Section):
     signing_secrets: CommaList = Field(default_factory=list)
     api_token: str | None = None
     replay_window_seconds: int = Field(300, ge=1)
+    callback_url: str | None = None
+    """When set, every status change is POSTed there, signed like the chatbot's own webhooks."""
 
 
 class GitLabSettings(_Section):

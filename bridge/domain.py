@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 
@@ -126,6 +126,38 @@ class IssueRef:
 
     key: str
     url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueSnapshot:
+    """An issue's current state as the tracker reports it, read fresh (never from a webhook body)."""
+
+    key: str
+    title: str
+    open: bool
+    labels: tuple[str, ...] = ()
+    status_id: str | None = None
+    """Jira status id (GitLab: None)."""
+    status_name: str | None = None
+    """Jira status name (GitLab: None)."""
+    status_category: str | None = None
+    """Jira status category key: ``new``, ``indeterminate`` or ``done`` (GitLab: None)."""
+    resolution: str | None = None
+    """Jira resolution name (GitLab: None)."""
+    priority: str | None = None
+    """Jira priority name (GitLab: None)."""
+    sprint_id: str | None = None
+    """GitLab milestone id or Jira open sprint id the issue is in, if any."""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    """The tracker user the bridge acts as; its own changes must never echo back."""
+
+    id: str
+    """GitLab user id or Jira accountId (Data Center: user key)."""
+    username: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Job], None]
 Enqueue = Callable[[int, float], None]
 
-# A job waiting behind an older one for the same ticket is woken by that job's end;
-# this is only the fallback poll in case that wake-up is lost.
-BLOCKED_RECHECK = timedelta(seconds=60)
 SWEEP_GRACE = timedelta(seconds=30)
 
 
@@ -68,8 +65,9 @@ class JobRunner:
             return  # not due yet, already finished, or another worker holds it
         blocker = self._store.blocking_job(job)
         if blocker is not None:
+            # The older job wakes this one when it ends; the sweep is the fallback if that is lost.
             log.info("job.blocked", extra={"job_id": job.id, "blocked_by": blocker})
-            self._store.reschedule(job.id, at=self._now() + BLOCKED_RECHECK, error=None, count_attempt=False)
+            self._store.reschedule(job.id, at=job.next_attempt_at, error=None, count_attempt=False)
             return
         handler = self._handlers.get(job.kind)
         if handler is None:

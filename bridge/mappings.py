@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bridge.domain import Severity, SprintSlot
 from bridge.errors import ConfigError, Problem
+from bridge.wording import StatusTexts, load_wording
 from bridge.yamlfile import YamlFileError, load_yaml, validate
 
 
@@ -176,6 +177,9 @@ class Mappings:
     severity: SeverityRules
     routing: Routing
     sprints: SprintPolicy
+    wording: dict[str, StatusTexts]
+    """Status texts per locale (``da``, ``en``)."""
+    templates_dir: Path
 
 
 _FILES: dict[str, tuple[str, type[BaseModel]]] = {
@@ -198,9 +202,12 @@ def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mapp
         result = validate(model, loaded, problems)
         if result is not None:
             parsed[attr] = result
+    wording = load_wording(directory / "templates", problems)
     if problems:
         raise ConfigError(problems)
     return Mappings(
+        wording=wording,
+        templates_dir=directory / "templates",
         severity=parsed["severity"],  # type: ignore[arg-type]
         routing=parsed["routing"],  # type: ignore[arg-type]
         sprints=parsed["sprints"],  # type: ignore[arg-type]

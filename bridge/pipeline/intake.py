@@ -6,6 +6,7 @@ Nothing here calls a tracker: a report is stored and queued, then answered.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bridge.adapters.store.models import Followup, Job, Ticket
+from bridge.adapters.store.models import Followup, Ticket
 from bridge.adapters.store.repository import Accepted, Store
 from bridge.domain import Channel, Status
 from bridge.tracking import is_tracking_id, new_tracking_id
@@ -132,7 +133,7 @@ def accept_report(
     ``response_for(tracking_id, status)`` builds the body answered now and on repeats.
     """
 
-    def build(session: Session, now: datetime) -> tuple[int, dict[str, Any], Job]:
+    def build(session: Session, now: datetime) -> tuple[int, dict[str, Any]]:
         report = event.report
         ticket = Ticket(
             status=Status.RECEIVED.value,
@@ -149,13 +150,14 @@ def accept_report(
             product=report.product,
             environment=dict(report.environment),
             attachments=[a.model_dump(exclude_none=True) for a in report.attachments],
+            reply_token=secrets.token_hex(16),
             created_at=now,
             updated_at=now,
         )
         _insert_with_fresh_tracking_id(session, ticket)
         store.add_status(session, ticket, Status.RECEIVED, now)
-        job = store.new_job(session, kind=FILE_TICKET, ticket_id=ticket.id, now=now)
-        return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value), job
+        store.new_job(session, kind=FILE_TICKET, ticket_id=ticket.id, now=now)
+        return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value)
 
     return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
 
@@ -173,16 +175,16 @@ def accept_followup(
         # A repeat of an accepted follow-up still answers 200, whatever happened since.
         previous = store.find_delivery("chatbot", delivery_key)
         if previous is not None and previous.response is not None:
-            return Accepted(response=previous.response, job_id=None, duplicate=True)
+            return Accepted(response=previous.response, duplicate=True)
         raise UnknownTicket(event.tracking_id)
     ticket_id, tracking_id, status = ticket.id, ticket.tracking_id, ticket.status
 
-    def build(session: Session, now: datetime) -> tuple[int, dict[str, Any], Job]:
+    def build(session: Session, now: datetime) -> tuple[int, dict[str, Any]]:
         followup = Followup(ticket_id=ticket_id, message=event.message, not_fixed=event.not_fixed, created_at=now)
         session.add(followup)
         session.flush()
-        job = store.new_job(session, kind=APPLY_FOLLOWUP, ticket_id=ticket_id, subject_id=followup.id, now=now)
-        return ticket_id, response_for(tracking_id, status), job
+        store.new_job(session, kind=APPLY_FOLLOWUP, ticket_id=ticket_id, subject_id=followup.id, now=now)
+        return ticket_id, response_for(tracking_id, status)
 
     return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
 

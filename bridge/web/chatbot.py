@@ -68,8 +68,6 @@ def receive() -> Response:
         unavailable = problem(503, "Service Unavailable", "the report could not be stored; retry shortly", slug="store")
         unavailable.headers["Retry-After"] = "5"
         return unavailable
-    if accepted.job_id is not None:
-        deps.enqueue_safely(accepted.job_id)
     log.info(
         "chatbot.accepted",
         extra={

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from bridge.adapters.store.models import Delivery, Job, StatusEvent, Ticket
+from bridge.adapters.store.models import Delivery, StatusEvent, Ticket
 from bridge.bootstrap import Deps
 from bridge.tracking import is_tracking_id, valid_status_signature
 from tests.conftest import SIGNING_SECRET, post_event, report_event, signed_headers
@@ -19,6 +19,10 @@ from tests.fakes import FakeTracker
 def count(deps: Deps, model: type) -> int:
     with deps.store.session() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def filing_jobs(deps: Deps) -> int:
+    return sum(1 for job in deps.store.jobs() if job.kind == "file_ticket")
 
 
 def test_report_is_accepted_with_tracking_id_and_signed_status_url(client: FlaskClient, deps: Deps) -> None:
@@ -45,7 +49,10 @@ def test_report_is_stored_with_history_and_one_job(client: FlaskClient, deps: De
     assert ticket.environment["widget_version"] == "4.2.1"
     assert ticket.attachments[0]["filename"] == "skærmbillede.png"
     assert [e.status for e in deps.store.history(ticket.id)] == ["received"]
-    assert [(j.kind, j.state) for j in deps.store.jobs()] == [("file_ticket", "pending")]
+    assert sorted((j.kind, j.lane, j.state) for j in deps.store.jobs()) == [
+        ("file_ticket", "tracker", "pending"),
+        ("notify", "notify", "pending"),  # the acknowledgement email
+    ]
 
 
 def test_webhook_makes_no_tracker_call(client: FlaskClient, tracker: FakeTracker) -> None:
@@ -61,7 +68,7 @@ def test_repeated_event_id_answers_200_with_same_body_and_creates_nothing(client
     assert (first.status_code, second.status_code) == (202, 200)
     assert second.get_json() == first.get_json()
     assert count(deps, Ticket) == 1
-    assert count(deps, Job) == 1
+    assert filing_jobs(deps) == 1
 
 
 def test_idempotency_key_header_takes_precedence_over_event_id(client: FlaskClient, deps: Deps) -> None:
@@ -233,7 +240,7 @@ def test_followup_on_own_ticket_is_accepted_and_queued(client: FlaskClient, deps
     response = post_event(client, followup_event(tracking_id, reporter={"email": "ANNA@kunde.dk"}))
     assert response.status_code == 202
     assert response.get_json()["tracking_id"] == tracking_id
-    assert sorted(j.kind for j in deps.store.jobs()) == ["apply_followup", "file_ticket"]
+    assert sorted(j.kind for j in deps.store.jobs() if j.lane == "tracker") == ["apply_followup", "file_ticket"]
     assert post_event(client, followup_event(tracking_id)).status_code == 200
 
 
@@ -244,7 +251,7 @@ def test_followup_for_unknown_ticket_or_other_reporter_is_404(client: FlaskClien
     unknown = post_event(client, followup_event("ST-00000000", event_id="e3"))
     assert (other.status_code, unknown.status_code) == (404, 404)
     assert other.mimetype == "application/problem+json"
-    assert count(deps, Job) == 1
+    assert filing_jobs(deps) == 1
 
 
 def test_get_on_webhook_is_405_problem(client: FlaskClient) -> None:

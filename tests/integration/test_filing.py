@@ -5,6 +5,7 @@ The tracker is our in-memory fake; the database is real. Time is moved, not slep
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from bridge import create_app
 from bridge.bootstrap import Deps
 from bridge.domain import Status
 from bridge.errors import PermanentError, RetryableError
+from bridge.jobs import SWEEP_GRACE
 from bridge.mappings import Mappings, Route, RouteCondition
 from tests.conftest import CURRENT, NEXT, Clock, post_event, report_event
 from tests.fakes import FakeTracker
@@ -152,9 +154,9 @@ def test_worker_killed_after_create_loses_and_duplicates_nothing(
     with pytest.raises(KilledWorker):
         deps.runner.run(job_id)
     assert deps.store.job(job_id).state == "running"  # type: ignore[union-attr]
-    assert deps.runner.sweep() == 0  # lease still held
+    assert job_id not in deps.store.jobs_to_sweep(grace=SWEEP_GRACE)  # lease still held
     clock.advance(deps.settings.delivery.lease_seconds + 1)
-    assert deps.runner.sweep() == 1
+    assert job_id in deps.store.jobs_to_sweep(grace=SWEEP_GRACE)
     deps.runner.run(job_id)
     assert len(tracker.issues) == 1
     assert deps.store.job(job_id).state == "done"  # type: ignore[union-attr]
@@ -163,9 +165,10 @@ def test_worker_killed_after_create_loses_and_duplicates_nothing(
 def test_lost_enqueue_is_swept(client: FlaskClient, deps: Deps, clock: Clock) -> None:
     """A stored job the queue never got (crash after commit) is re-queued by the sweep."""
     submit(client)
-    assert deps.runner.sweep() == 0  # not overdue yet
+    assert deps.store.jobs_to_sweep(grace=SWEEP_GRACE) == []  # not overdue yet
     clock.advance(31)
-    assert deps.runner.sweep() == 1
+    assert only_job(deps) in deps.store.jobs_to_sweep(grace=SWEEP_GRACE)
+    assert deps.runner.sweep() == 2  # the filing job and the acknowledgement
 
 
 def test_permanent_rejection_is_a_dead_letter_with_the_reason_and_replayable(
@@ -292,7 +295,7 @@ def test_route_sends_matching_reports_to_jira_with_priority(make_deps: Callable[
     routing = mappings.routing.model_copy(
         update={"routes": [Route(name="billing", when=RouteCondition(product=["billing"]), tracker="jira")]}
     )
-    deps = make_deps(Mappings(severity=mappings.severity, routing=routing, sprints=mappings.sprints))
+    deps = make_deps(dataclasses.replace(mappings, routing=routing))
     client = create_app(deps=deps).test_client()
     event = report_event()
     event["report"]["product"] = "Billing"

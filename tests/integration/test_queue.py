@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from huey import Huey, RedisHuey, SqliteHuey
 
 from bridge import create_app
+from bridge.adapters.store.models import Job
 from bridge.bootstrap import Deps
 from bridge.errors import RetryableError
 from tests.conftest import post_event, report_event
@@ -38,6 +39,10 @@ def queued_deps(make_deps: Callable[..., Deps], huey: Huey) -> Deps:
     return build_deps(deps.settings, deps.mappings, trackers=deps.trackers, huey=huey, clock=deps.clock)
 
 
+def filing_job(deps: Deps) -> Job:
+    return next(job for job in deps.store.jobs() if job.kind == "file_ticket")
+
+
 def drain(huey: Huey, *, at: datetime | None = None) -> int:
     """Run what the queue holds, as a consumer would (scheduled tasks due at ``at`` first)."""
     now = at or datetime.now(UTC).replace(tzinfo=None)
@@ -55,10 +60,10 @@ def test_accepted_report_is_queued_and_run_from_the_queue(queued_deps: Deps, tra
     """The web answer enqueues the job id; a consumer reading the real queue files the issue."""
     client: FlaskClient = create_app(deps=queued_deps).test_client()
     assert post_event(client, report_event()).status_code == 202
-    assert queued_deps.queue.depth() == 1
-    assert drain(queued_deps.queue.huey) == 1
+    assert queued_deps.queue.depth() == 2  # filing and acknowledgement
+    assert drain(queued_deps.queue.huey) == 2
     assert len(tracker.issues) == 1
-    assert queued_deps.store.jobs()[0].state == "done"
+    assert filing_job(queued_deps).state == "done"
 
 
 def test_retry_is_scheduled_with_its_delay(queued_deps: Deps, tracker: FakeTracker, huey: Huey) -> None:
@@ -66,20 +71,23 @@ def test_retry_is_scheduled_with_its_delay(queued_deps: Deps, tracker: FakeTrack
     client = create_app(deps=queued_deps).test_client()
     post_event(client, report_event())
     tracker.fail_next["create_issue"] = [RetryableError("429", retry_after=120)]
-    assert drain(huey) == 1
+    drain(huey)
     assert tracker.issues == []
+    assert filing_job(queued_deps).state == "pending"
     assert drain(huey) == 0  # nothing due yet
     later = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=135)
     queued_deps.clock.now += timedelta(seconds=135)  # type: ignore[attr-defined]
-    assert drain(huey, at=later) == 1
+    drain(huey, at=later)
     assert len(tracker.issues) == 1
+    assert filing_job(queued_deps).state == "done"
 
 
 def test_queue_only_carries_the_job_id(queued_deps: Deps, huey: Huey) -> None:
     """What sits in the queue is the id; the report itself lives only in the database."""
     client = create_app(deps=queued_deps).test_client()
     post_event(client, report_event())
-    task = huey.dequeue()
-    assert task is not None
-    assert task.args == (queued_deps.store.jobs()[0].id,)
-    assert "Chat-widget" not in repr(task.args) + repr(task.kwargs)
+    queued = []
+    while (task := huey.dequeue()) is not None:
+        queued.append(task)
+    assert sorted(task.args for task in queued) == sorted((job.id,) for job in queued_deps.store.jobs())
+    assert all("Chat-widget" not in repr(task.args) + repr(task.kwargs) for task in queued)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -130,9 +131,7 @@ def test_missing_signing_secret_is_refused() -> None:
 
 def _copy_mappings(tmp_path: Path) -> Path:
     target = tmp_path / "mappings"
-    target.mkdir()
-    for name in ("severity.yaml", "routing.yaml", "sprints.yaml"):
-        (target / name).write_text((REPO / "mappings" / name).read_text())
+    shutil.copytree(REPO / "mappings", target)
     return target
 
 
@@ -175,3 +174,16 @@ def test_undefined_tier_is_refused(tmp_path: Path) -> None:
     severity.write_text(severity.read_text().replace('"Kunde A/S": enterprise', '"Kunde A/S": platinum'))
     with pytest.raises(ConfigError, match="platinum"):
         load_mappings(directory)
+
+
+def test_bad_status_text_placeholder_is_refused(tmp_path: Path) -> None:
+    """A typo in a status text placeholder is caught at start-up, not when a reporter is mailed."""
+    directory = _copy_mappings(tmp_path)
+    texts = directory / "templates" / "en" / "status.yaml"
+    texts.write_text(texts.read_text().replace("Closed without a fix: {reason}", "Closed: {raeson}"))
+    with pytest.raises(ConfigError) as info:
+        load_mappings(directory)
+    (problem,) = info.value.problems
+    assert problem.key == "declined"
+    assert problem.file.endswith("templates/en/status.yaml")
+    assert problem.line is not None

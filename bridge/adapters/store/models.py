@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,6 +81,16 @@ class Ticket(Base):
     issue_key: Mapped[str | None] = mapped_column(String(100))
     issue_url: Mapped[str | None] = mapped_column(Text)
 
+    status_reason: Mapped[str | None] = mapped_column(String(40))
+    """Why a ticket was declined (duplicate, wont_fix, cannot_reproduce, declined)."""
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    """Unguessable per-ticket token in the Reply-To plus-address of our emails."""
+    notifications_muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    """The earlier ticket this one follows up (a "not fixed" long after resolution)."""
+    tracker_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -129,11 +140,13 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_state_due", "state", "next_attempt_at"),
-        Index("ix_jobs_ticket_order", "ticket_id", "id"),
+        Index("ix_jobs_ticket_order", "ticket_id", "lane", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
+    lane: Mapped[str] = mapped_column(String(10), default="tracker", server_default="tracker")
+    """Jobs of one ticket run in order within their lane (tracker writes, notifications)."""
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
     subject_id: Mapped[int | None] = mapped_column(Integer)
     """The follow-up (or other row) the job acts on, when not the ticket itself."""
@@ -147,3 +160,38 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrackerEvent(Base):
+    """A tracker webhook about one of our tickets, kept for the worker to apply."""
+
+    __tablename__ = "tracker_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    tracker: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(20))
+    """``issue`` (state may have changed: read it fresh) or ``comment``."""
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """One message to the reporter; the unique key makes each transition mail at most once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("ticket_id", "dedup_key", name="uq_notifications_ticket_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """``ack``, ``status``, ``comment`` or ``plan``."""
+    dedup_key: Mapped[str] = mapped_column(String(160))
+    status: Mapped[str | None] = mapped_column(String(20))
+    body: Mapped[str | None] = mapped_column(Text)
+    """A public comment's text, for ``comment`` notifications."""
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    """``pending``, ``sent``, ``superseded`` (a newer status came first) or ``skipped``."""
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

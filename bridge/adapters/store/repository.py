@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, Ticket
 from bridge.domain import Classification, Destination, IssueRef, Plan, Status
 
+log = logging.getLogger(__name__)
+
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+TRACKER_LANE, NOTIFY_LANE = "tracker", "notify"
+
+StatusHook = Callable[[Session, Ticket, StatusEvent, datetime], None]
+Enqueue = Callable[[int, float], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +30,6 @@ class Accepted:
     """The outcome of storing an inbound delivery."""
 
     response: dict[str, Any]
-    job_id: int | None
     duplicate: bool
 
 
@@ -36,11 +42,27 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._now = clock
+        self.enqueue: Enqueue | None = None
+        """Set by the composition root: jobs created in a transaction are queued after its commit."""
+        self.on_status: StatusHook | None = None
+        """Called inside the transaction that records a status, e.g. to schedule the reporter's email."""
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            created: list[tuple[int, float]] = session.info.setdefault("new_jobs", [])
             yield session
+        # Committed: only now may a worker see the jobs. If queuing fails the sweep finds them.
+        for job_id, delay in created:
+            self._enqueue_safely(job_id, delay)
+
+    def _enqueue_safely(self, job_id: int, delay: float) -> None:
+        if self.enqueue is None:
+            return
+        try:
+            self.enqueue(job_id, delay)
+        except Exception:
+            log.warning("queue.enqueue_failed", extra={"job_id": job_id}, exc_info=True)
 
     # --- intake -------------------------------------------------------------------------
 
@@ -50,11 +72,11 @@ class Store:
         source: str,
         delivery_key: str,
         event_type: str,
-        build: Callable[[Session, datetime], tuple[int | None, dict[str, Any], Job | None]],
+        build: Callable[[Session, datetime], tuple[int | None, dict[str, Any]]],
     ) -> Accepted:
         """Record a delivery exactly once and, in the same transaction, what it creates.
 
-        ``build`` adds the rows the delivery creates and returns (ticket id, response, job).
+        ``build`` adds the rows the delivery creates and returns (ticket id, response).
         A repeated key returns the first response and creates nothing.
         """
         now = self._now()
@@ -63,16 +85,16 @@ class Store:
                 delivery = Delivery(source=source, delivery_key=delivery_key, event_type=event_type, received_at=now)
                 session.add(delivery)
                 session.flush()  # the unique key is checked here, before any other row
-                ticket_id, response, job = build(session, now)
+                ticket_id, response = build(session, now)
                 delivery.ticket_id = ticket_id
                 delivery.response = response
                 session.flush()
-                return Accepted(response=response, job_id=job.id if job else None, duplicate=False)
+                return Accepted(response=response, duplicate=False)
         except IntegrityError:
             previous = self.find_delivery(source, delivery_key)
             if previous is None:  # not a duplicate key: a real integrity problem
                 raise
-            return Accepted(response=previous.response or {}, job_id=None, duplicate=True)
+            return Accepted(response=previous.response or {}, duplicate=True)
 
     def find_delivery(self, source: str, delivery_key: str) -> Delivery | None:
         with self.session() as session:
@@ -81,27 +103,44 @@ class Store:
             )
 
     @staticmethod
-    def new_job(session: Session, *, kind: str, ticket_id: int, now: datetime, subject_id: int | None = None) -> Job:
+    def new_job(
+        session: Session,
+        *,
+        kind: str,
+        ticket_id: int,
+        now: datetime,
+        subject_id: int | None = None,
+        lane: str = TRACKER_LANE,
+        delay: float = 0,
+    ) -> Job:
+        """Add a job to the transaction; it is queued (after ``delay`` seconds) once committed."""
+        due = now + timedelta(seconds=delay)
         job = Job(
             kind=kind,
+            lane=lane,
             ticket_id=ticket_id,
             subject_id=subject_id,
             state=PENDING,
             attempts=0,
-            next_attempt_at=now,
-            retry_from=now,
+            next_attempt_at=due,
+            retry_from=due,
             created_at=now,
             updated_at=now,
         )
         session.add(job)
         session.flush()
+        session.info.setdefault("new_jobs", []).append((job.id, delay))
         return job
 
-    @staticmethod
-    def add_status(session: Session, ticket: Ticket, status: Status, now: datetime) -> None:
+    def add_status(self, session: Session, ticket: Ticket, status: Status, now: datetime) -> StatusEvent:
         ticket.status = status.value
         ticket.updated_at = now
-        session.add(StatusEvent(ticket_id=ticket.id, status=status.value, at=now))
+        event = StatusEvent(ticket_id=ticket.id, status=status.value, at=now)
+        session.add(event)
+        session.flush()
+        if self.on_status is not None:
+            self.on_status(session, ticket, event, now)
+        return event
 
     # --- tickets --------------------------------------------------------------------------
 
@@ -204,11 +243,16 @@ class Store:
             return session.get(Job, job_id)
 
     def blocking_job(self, job: Job) -> int | None:
-        """An older unfinished job for the same ticket, which must go first."""
+        """An older unfinished job of the same ticket and lane, which must go first."""
         with self.session() as session:
             return session.scalar(
                 select(Job.id)
-                .where(Job.ticket_id == job.ticket_id, Job.id < job.id, Job.state.in_((PENDING, RUNNING)))
+                .where(
+                    Job.ticket_id == job.ticket_id,
+                    Job.lane == job.lane,
+                    Job.id < job.id,
+                    Job.state.in_((PENDING, RUNNING)),
+                )
                 .limit(1)
             )
 
@@ -241,7 +285,7 @@ class Store:
                 job.last_error = dead_reason
             return session.scalar(
                 select(Job.id)
-                .where(Job.ticket_id == job.ticket_id, Job.id > job.id, Job.state == PENDING)
+                .where(Job.ticket_id == job.ticket_id, Job.lane == job.lane, Job.id > job.id, Job.state == PENDING)
                 .order_by(Job.id)
                 .limit(1)
             )

@@ -6,10 +6,12 @@ Every method raises ``RetryableError`` or ``PermanentError`` and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
-from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
+from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 
 CapacityUnit = Literal["issues", "weight"]
 
@@ -56,6 +58,22 @@ class Tracker(Protocol):
 
     def reopen(self, dest: Destination, ref: IssueRef) -> None:
         """Reopen a closed issue; a no-op when it is already open."""
+        ...
+
+    def issue_state(self, dest: Destination, ref: IssueRef) -> IssueSnapshot:
+        """The issue as it is now: open/closed, labels, Jira status, resolution, priority, sprint."""
+        ...
+
+    def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:
+        """Add and remove labels without touching the others (idempotent)."""
+        ...
+
+    def account(self) -> Account:
+        """Who the bridge is in this tracker (cached after the first call)."""
+        ...
+
+    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
+        """Issues of the project updated at or after ``since``: (ref, title) pairs, for reconciliation."""
         ...
 
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
