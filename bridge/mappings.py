@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bridge.domain import Severity, SprintSlot
+from bridge.domain import Severity, SprintSlot, Status
 from bridge.errors import ConfigError, Problem
 from bridge.wording import StatusTexts, load_wording
 from bridge.yamlfile import YamlFileError, load_yaml, validate
@@ -169,6 +169,34 @@ class SprintPolicy(_Model):
         return self
 
 
+# --- status.yaml ---------------------------------------------------------------------------
+
+
+class GitLabStatusMap(_Model):
+    open_labels: dict[str, Status] = {}
+    declined_labels: dict[str, str] = {}
+
+
+class JiraStatusMap(_Model):
+    status_ids: dict[str, Status] = {}
+    status_names: dict[str, Status] = {}
+    categories: dict[str, Status] = {}
+    declined_resolutions: dict[str, str] = {}
+
+
+class CommentPolicy(_Model):
+    public: Literal["all", "marked"] = "all"
+    marker: str = Field("#reporter", min_length=1)
+
+
+class StatusMap(_Model):
+    gitlab: GitLabStatusMap = GitLabStatusMap()
+    jira: JiraStatusMap = JiraStatusMap()
+    jira_priority_severity: dict[str, Severity] = {}
+    comments: CommentPolicy = CommentPolicy()
+    reopen_window_days: float = Field(30, ge=0)
+
+
 # --- all of them ---------------------------------------------------------------------------
 
 
@@ -177,6 +205,7 @@ class Mappings:
     severity: SeverityRules
     routing: Routing
     sprints: SprintPolicy
+    status: StatusMap
     wording: dict[str, StatusTexts]
     """Status texts per locale (``da``, ``en``)."""
     templates_dir: Path
@@ -186,6 +215,7 @@ _FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "severity": ("severity.yaml", SeverityRules),
     "routing": ("routing.yaml", Routing),
     "sprints": ("sprints.yaml", SprintPolicy),
+    "status": ("status.yaml", StatusMap),
 }
 
 
@@ -211,4 +241,5 @@ def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mapp
         severity=parsed["severity"],  # type: ignore[arg-type]
         routing=parsed["routing"],  # type: ignore[arg-type]
         sprints=parsed["sprints"],  # type: ignore[arg-type]
+        status=parsed["status"],  # type: ignore[arg-type]
     )

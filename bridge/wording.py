@@ -33,19 +33,22 @@ class StatusTexts(BaseModel):
     reasons: dict[str, str]
 
     def text(
-        self, status: Status, *, kind: Kind | None = None, slot: SprintSlot | None = None,
-        sprint: str | None = None, reason: str | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        status: Status,
+        *,
+        kind: Kind | None = None,
+        slot: SprintSlot | None = None,
+        sprint: str | None = None,
+        reason: str | None = None,
+    ) -> str:
         values = {
             "kind": self.kinds.get(kind, "") if kind else "",
             "sprint": sprint or "",
             "reason": self.reasons.get(reason or "", reason or ""),
         }
         if status is Status.TRIAGED:
-            template = {SprintSlot.CURRENT: self.triaged.current, SprintSlot.NEXT: self.triaged.next}.get(
-                slot,
-                self.triaged.unplanned,  # type: ignore[arg-type]
-            )
+            by_slot = {SprintSlot.CURRENT: self.triaged.current, SprintSlot.NEXT: self.triaged.next}
+            template = by_slot[slot] if slot is not None else self.triaged.unplanned
         else:
             template = getattr(self, status.value)
         return template.format(**values)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.adapters.trackers.base import CapacityUnit, SprintQuery
-from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
-from bridge.errors import BridgeError
+from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
+from bridge.errors import BridgeError, PermanentError
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -21,6 +27,12 @@ class FakeIssue:
     state: str = "opened"
     comments: list[str] = field(default_factory=list)
     new_issue: NewIssue | None = None
+    status_id: str | None = None
+    status_name: str | None = None
+    status_category: str | None = None
+    """Jira-ish: ``new``, ``indeterminate`` or ``done``; None for a GitLab-ish issue."""
+    resolution: str | None = None
+    updated_at: datetime = field(default_factory=_utcnow)
 
 
 class FakeTracker:
@@ -35,6 +47,8 @@ class FakeTracker:
         self.fail_next: dict[str, list[BridgeError]] = {}
         self.lose_response: list[BridgeError] = []
         self.calls: list[str] = []
+        self.now: Callable[[], datetime] = _utcnow
+        """The clock stamping ``updated_at`` on create and on every change; tests may replace it."""
 
     def _maybe_fail(self, op: str) -> None:
         self.calls.append(op)
@@ -61,6 +75,7 @@ class FakeTracker:
                 priority=issue.priority,
                 sprint_id=issue.sprint.id if issue.sprint else None,
                 new_issue=issue,
+                updated_at=self.now(),
             )
         )
         if self.lose_response:
@@ -69,7 +84,9 @@ class FakeTracker:
 
     def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
         self._maybe_fail("ensure_in_sprint")
-        self.issue(ref.key).sprint_id = sprint.id
+        found = self.issue(ref.key)
+        found.sprint_id = sprint.id
+        found.updated_at = self.now()
 
     def sprints(self, dest: Destination, query: SprintQuery, *, today: str) -> SprintWindow:
         self._maybe_fail("sprints")
@@ -81,11 +98,58 @@ class FakeTracker:
 
     def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
         self._maybe_fail("add_comment")
-        self.issue(ref.key).comments.append(body)
+        found = self.issue(ref.key)
+        found.comments.append(body)
+        found.updated_at = self.now()
 
     def reopen(self, dest: Destination, ref: IssueRef) -> None:
         self._maybe_fail("reopen")
-        self.issue(ref.key).state = "opened"
+        found = self.issue(ref.key)
+        if found.state == "opened" and found.status_category != "done":
+            return  # already open: a no-op, like the real adapters
+        found.state = "opened"
+        if found.status_category == "done":
+            found.status_category, found.resolution = "new", None
+        found.updated_at = self.now()
+
+    def issue_state(self, dest: Destination, ref: IssueRef) -> IssueSnapshot:
+        self._maybe_fail("issue_state")
+        found = self._existing(ref)
+        return IssueSnapshot(
+            key=found.key,
+            title=found.title,
+            open=found.state == "opened" and found.status_category != "done",
+            labels=tuple(found.labels),
+            status_id=found.status_id,
+            status_name=found.status_name,
+            status_category=found.status_category,
+            resolution=found.resolution,
+            priority=found.priority,
+            sprint_id=found.sprint_id,
+            updated_at=found.updated_at,
+        )
+
+    def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:
+        self._maybe_fail("update_labels")
+        found = self._existing(ref)
+        kept = [label for label in found.labels if label not in remove]
+        labels = tuple(dict.fromkeys([*kept, *(label for label in add if label not in remove)]))
+        if labels != tuple(found.labels):
+            found.labels = labels
+            found.updated_at = self.now()
+
+    def account(self) -> Account:
+        self._maybe_fail("account")
+        return Account(id="bot", username="bridge-bot")
+
+    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
+        self._maybe_fail("changed_since")
+        since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)  # naive is UTC, as in the adapters
+        changed = sorted(
+            (i for i in self.issues if i.project == dest.project and i.updated_at >= since),
+            key=lambda i: i.updated_at,
+        )
+        return [(IssueRef(key=i.key, url=f"https://tracker.example/{i.key}"), i.title) for i in changed]
 
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
         return []
@@ -93,5 +157,27 @@ class FakeTracker:
     def issue(self, key: str) -> FakeIssue:
         return next(i for i in self.issues if i.key == key)
 
+    def _existing(self, ref: IssueRef) -> FakeIssue:
+        """The issue, or the PermanentError a real tracker's 404 becomes."""
+        for found in self.issues:
+            if found.key == ref.key:
+                return found
+        raise PermanentError(f"{self.name}: issue {ref.key} not found (HTTP 404)")
+
     def snapshot(self) -> list[dict[str, Any]]:
         return [vars(i) for i in self.issues]
+
+
+class RecordingMailer:
+    """Keeps every message it is given; ``fail_next`` queues errors like FakeTracker."""
+
+    def __init__(self) -> None:
+        from email.message import EmailMessage
+
+        self.sent: list[EmailMessage] = []
+        self.fail_next: list[BridgeError] = []
+
+    def send(self, message: Any) -> None:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.sent.append(message)

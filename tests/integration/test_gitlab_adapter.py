@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,11 +25,13 @@ from bridge.adapters.trackers.gitlab import (
     render_description,
 )
 from bridge.domain import (
+    Account,
     Attachment,
     Channel,
     Classification,
     Destination,
     IssueRef,
+    IssueSnapshot,
     Kind,
     NewIssue,
     Report,
@@ -897,3 +899,259 @@ def test_description_rejects_odd_tracking_id(rsps: responses.RequestsMock, track
     with pytest.raises(PermanentError, match="tracking ID"):
         tracker.create_issue(DEST, new_issue(tracking_id="X --> <b>"))
     assert len(rsps.calls) == 0
+
+
+# -- issue_state -----------------------------------------------------------------------------------
+
+
+def test_issue_state_reads_state_labels_milestone_and_updated_at(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """issue_state GETs the issue and maps opened, string labels, milestone id, title and updated_at."""
+    rsps.get(
+        f"{ISSUES}/14",
+        json={
+            **issue_json(14, f"[{TID}] Login fails", milestone=MILESTONE_12),
+            "labels": ["severity::high", "bridge::in-progress"],
+            "updated_at": "2026-11-25T09:14:11.081Z",
+        },
+    )
+    snapshot = tracker.issue_state(DEST, IssueRef(key="14"))
+    assert snapshot == IssueSnapshot(
+        key="14",
+        title=f"[{TID}] Login fails",
+        open=True,
+        labels=("severity::high", "bridge::in-progress"),
+        sprint_id="12",
+        updated_at=datetime(2026, 11, 25, 9, 14, 11, 81000, tzinfo=UTC),
+    )
+    assert [(c.request.method, urlsplit(c.request.url).path) for c in rsps.calls] == [
+        ("GET", "/api/v4/projects/acme%2Fsupport/issues/14")
+    ]
+
+
+def test_issue_state_closed_issue_without_milestone(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A closed issue is not open; no milestone gives sprint_id None; Jira-only fields stay None."""
+    rsps.get(f"{ISSUES}/15", json={**issue_json(15, "x", state="closed"), "labels": []})
+    snapshot = tracker.issue_state(DEST, IssueRef(key="15"))
+    assert (snapshot.open, snapshot.labels, snapshot.sprint_id) == (False, (), None)
+    assert (snapshot.status_id, snapshot.status_category, snapshot.resolution, snapshot.priority) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert snapshot.updated_at is None  # the trimmed payload has no updated_at
+
+
+def test_issue_state_missing_issue_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 404 (issue deleted, or not visible) raises PermanentError."""
+    rsps.get(f"{ISSUES}/99", json={"message": "404 Not found"}, status=404)
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        tracker.issue_state(DEST, IssueRef(key="99"))
+
+
+def test_issue_state_429_is_retryable_once(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 429 raises RetryableError with Retry-After, after exactly one request."""
+    rsps.get(f"{ISSUES}/14", body="Retry later\n", status=429, content_type="text/plain", headers={"Retry-After": "11"})
+    with pytest.raises(RetryableError) as info:
+        tracker.issue_state(DEST, IssueRef(key="14"))
+    assert info.value.retry_after == 11.0
+    assert len(rsps.calls) == 1
+
+
+def test_issue_state_unexpected_payload_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 200 that is not an issue (no state) is a typed error, not a KeyError."""
+    rsps.get(f"{ISSUES}/14", json={"iid": 14, "title": "x"})
+    with pytest.raises(RetryableError, match="unexpected response"):
+        tracker.issue_state(DEST, IssueRef(key="14"))
+
+
+# -- update_labels ---------------------------------------------------------------------------------
+
+
+def test_update_labels_puts_add_and_remove_lists(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """One PUT with comma-joined add_labels/remove_labels, stripped and de-duplicated; no prior GET."""
+    rsps.put(f"{ISSUES}/14", json=issue_json(14, "x"))
+    tracker.update_labels(
+        DEST,
+        IssueRef(key="14"),
+        add=["bridge::in-qa", " customer-waiting ", "bridge::in-qa"],
+        remove=["bridge::in-progress"],
+    )
+    assert [c.request.method for c in rsps.calls] == ["PUT"]
+    assert urlsplit(rsps.calls[0].request.url).path == "/api/v4/projects/acme%2Fsupport/issues/14"
+    assert body(rsps.calls[0]) == {
+        "add_labels": "bridge::in-qa,customer-waiting",
+        "remove_labels": "bridge::in-progress",
+    }
+
+
+def test_update_labels_sends_only_the_non_empty_list(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Only add_labels is sent when nothing is removed, and a label in both lists is only removed."""
+    rsps.put(f"{ISSUES}/14", json=issue_json(14, "x"))
+    rsps.put(f"{ISSUES}/14", json=issue_json(14, "x"))
+    tracker.update_labels(DEST, IssueRef(key="14"), add=["a"], remove=[])
+    tracker.update_labels(DEST, IssueRef(key="14"), add=["b", "c"], remove=["c"])
+    assert body(rsps.calls[0]) == {"add_labels": "a"}
+    assert body(rsps.calls[1]) == {"add_labels": "b", "remove_labels": "c"}
+
+
+def test_update_labels_noop_makes_no_request(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Nothing to add or remove (blank labels included) makes no request."""
+    tracker.update_labels(DEST, IssueRef(key="14"), add=[], remove=[])
+    tracker.update_labels(DEST, IssueRef(key="14"), add=[" "], remove=[""])
+    assert len(rsps.calls) == 0
+
+
+def test_update_labels_comma_in_label_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A label with a comma would become two labels in the comma list: refused before any request."""
+    with pytest.raises(PermanentError, match="comma"):
+        tracker.update_labels(DEST, IssueRef(key="14"), add=["a,b"], remove=[])
+    assert len(rsps.calls) == 0
+
+
+def test_update_labels_missing_issue_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 404 on the PUT raises PermanentError."""
+    rsps.put(f"{ISSUES}/99", json={"message": "404 Not found"}, status=404)
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        tracker.update_labels(DEST, IssueRef(key="99"), add=["a"], remove=[])
+
+
+def test_update_labels_429_is_retryable_once(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 429 on the PUT raises RetryableError with Retry-After; python-gitlab does not re-send it."""
+    rsps.put(f"{ISSUES}/14", body="Retry later\n", status=429, content_type="text/plain", headers={"Retry-After": "3"})
+    with pytest.raises(RetryableError) as info:
+        tracker.update_labels(DEST, IssueRef(key="14"), add=["a"], remove=["b"])
+    assert info.value.retry_after == 3.0
+    assert len(rsps.calls) == 1
+
+
+# -- account ---------------------------------------------------------------------------------------
+
+
+def test_account_reads_user_once(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """account() GETs /user once (id as a string, username); the second call makes no request."""
+    rsps.get(f"{API}/user", json=USER)
+    assert tracker.account() == Account(id="7", username="support-bridge")
+    assert tracker.account() == Account(id="7", username="support-bridge")
+    assert [urlsplit(c.request.url).path for c in rsps.calls] == ["/api/v4/user"]
+    assert rsps.calls[0].request.headers["PRIVATE-TOKEN"] == TOKEN
+
+
+def test_account_429_is_retryable_once_and_not_cached(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 429 on /user is RetryableError after one request, and the next call asks again."""
+    rsps.get(f"{API}/user", body="Retry later\n", status=429, content_type="text/plain", headers={"Retry-After": "5"})
+    rsps.get(f"{API}/user", json=USER)
+    with pytest.raises(RetryableError) as info:
+        tracker.account()
+    assert info.value.retry_after == 5.0
+    assert len(rsps.calls) == 1
+    assert tracker.account().id == "7"
+    assert len(rsps.calls) == 2
+
+
+def test_account_bad_token_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 401 on /user raises PermanentError without the token in the message."""
+    rsps.get(f"{API}/user", json={"message": "401 Unauthorized"}, status=401)
+    with pytest.raises(PermanentError, match="HTTP 401") as info:
+        tracker.account()
+    assert TOKEN not in str(info.value)
+
+
+# -- changed_since ---------------------------------------------------------------------------------
+
+
+def changed_issue(iid: int, title: str, updated_at: str) -> dict[str, Any]:
+    return {**issue_json(iid, title), "updated_at": updated_at}
+
+
+def test_changed_since_sends_updated_after_and_reads_every_page(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """changed_since lists all states, updated_after in UTC, oldest first, following X-Next-Page."""
+    rsps.get(
+        ISSUES,
+        json=[changed_issue(3, "three", "2026-11-25T08:00:00Z"), changed_issue(1, "one", "2026-11-25T08:01:00Z")],
+        headers={"X-Page": "1", "X-Next-Page": "2", "X-Per-Page": "100"},
+    )
+    rsps.get(
+        ISSUES,
+        json=[changed_issue(2, "two", "2026-11-25T08:02:00Z")],
+        headers={"X-Page": "2", "X-Next-Page": "", "X-Per-Page": "100"},
+    )
+    since = datetime(2026, 11, 25, 9, 59, 30, 123456, tzinfo=timezone(timedelta(hours=2)))
+    changed = tracker.changed_since(DEST, since)
+    assert changed == [
+        (IssueRef(key="3", url="http://gitlab.example.com/acme/support/issues/3"), "three"),
+        (IssueRef(key="1", url="http://gitlab.example.com/acme/support/issues/1"), "one"),
+        (IssueRef(key="2", url="http://gitlab.example.com/acme/support/issues/2"), "two"),
+    ]
+    expected = {
+        "updated_after": ["2026-11-25T07:59:30Z"],
+        "scope": ["all"],
+        "state": ["all"],
+        "order_by": ["updated_at"],
+        "sort": ["asc"],
+        "per_page": ["100"],
+    }
+    assert [query(c) for c in rsps.calls] == [{**expected, "page": ["1"]}, {**expected, "page": ["2"]}]
+    assert all(urlsplit(c.request.url).path == "/api/v4/projects/acme%2Fsupport/issues" for c in rsps.calls)
+
+
+def test_changed_since_naive_since_is_utc_and_empty_result(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """A naive since is taken as UTC; an empty first page ends the listing."""
+    rsps.get(ISSUES, json=[], headers={"X-Page": "1", "X-Next-Page": ""})
+    assert tracker.changed_since(DEST, datetime(2026, 11, 25, 8, 0)) == []
+    assert query(rsps.calls[0])["updated_after"] == ["2026-11-25T08:00:00Z"]
+    assert len(rsps.calls) == 1
+
+
+def test_changed_since_follows_link_header_without_x_next_page(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """Without X-Next-Page the page number is read from the Link rel=next URL."""
+    rsps.get(
+        ISSUES,
+        json=[changed_issue(1, "one", "2026-11-25T08:00:00Z")],
+        headers={"Link": f'<{ISSUES}?page=2&per_page=100&scope=all>; rel="next"'},
+    )
+    rsps.get(ISSUES, json=[changed_issue(2, "two", "2026-11-25T08:05:00Z")])
+    changed = tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
+    assert [ref.key for ref, _ in changed] == ["1", "2"]
+    assert [query(c)["page"] for c in rsps.calls] == [["1"], ["2"]]
+
+
+def test_changed_since_stops_after_20_pages(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A listing that never ends is cut after 20 requests of 100, returning what was read."""
+    for page in range(1, 21):
+        rsps.get(
+            ISSUES,
+            json=[changed_issue(100 * page + n, f"t{n}", "2026-11-25T08:00:00Z") for n in range(100)],
+            headers={"X-Page": str(page), "X-Next-Page": str(page + 1)},
+        )
+    changed = tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
+    assert len(changed) == 2000
+    assert len(rsps.calls) == 20
+    assert [query(c)["page"] for c in rsps.calls] == [[str(n)] for n in range(1, 21)]
+
+
+def test_changed_since_missing_project_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 404 on the project's issue list raises PermanentError."""
+    rsps.get(ISSUES, json={"message": "404 Project Not Found"}, status=404)
+    with pytest.raises(PermanentError, match="404 Project Not Found"):
+        tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
+
+
+def test_changed_since_429_on_second_page_is_retryable_once(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """A 429 (here on page 2) raises RetryableError with Retry-After; nothing is re-sent."""
+    rsps.get(ISSUES, json=[changed_issue(1, "one", "2026-11-25T08:00:00Z")], headers={"X-Next-Page": "2"})
+    rsps.get(ISSUES, body="Retry later\n", status=429, content_type="text/plain", headers={"Retry-After": "13"})
+    with pytest.raises(RetryableError) as info:
+        tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
+    assert info.value.retry_after == 13.0
+    assert len(rsps.calls) == 2

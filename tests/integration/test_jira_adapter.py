@@ -8,7 +8,7 @@ import re
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,11 +19,13 @@ import responses
 from bridge.adapters.trackers.base import SprintQuery
 from bridge.adapters.trackers.jira import JiraTracker, render_description
 from bridge.domain import (
+    Account,
     Attachment,
     Channel,
     Classification,
     Destination,
     IssueRef,
+    IssueSnapshot,
     Kind,
     NewIssue,
     Report,
@@ -972,3 +974,367 @@ def test_description_drops_non_http_attachment_links() -> None:
     text = render_description(new_issue(report=report))
     assert "javascript" not in text
     assert text.count("(no link)") == 2
+
+
+# -- issue_state --------------------------------------------------------------------------------
+
+SPRINT_FIELD = "customfield_10020"
+SNAPSHOT_FIELDS = f"summary,status,resolution,priority,labels,updated,{SPRINT_FIELD}"
+
+
+def cloud_sprint(id: int, name: str, state: str) -> dict[str, Any]:
+    """A Sprint custom field entry as Jira Cloud returns it in issue fields."""
+    return {"id": id, "name": name, "state": state, "boardId": 7, "goal": "", "startDate": "2024-06-10T08:00:00.000Z"}
+
+
+def legacy_sprint(id: int, name: str, state: str) -> str:
+    """A Sprint custom field entry as older Jira Server / Data Center returns it (Java toString)."""
+    return (
+        f"com.atlassian.greenhopper.service.sprint.Sprint@1a2b{id}[id={id},rapidViewId=7,state={state},"
+        f"name={name},startDate=2024-06-10T08:00:00.000+02:00,endDate=2024-06-23T17:00:00.000+02:00,"
+        f"completeDate=<null>,sequence={id},goal=]"
+    )
+
+
+def issue_fields(**overrides: Any) -> dict[str, Any]:
+    """``GET /issue/<key>`` as Jira answers for the snapshot's fields (documented shapes)."""
+    fields: dict[str, Any] = {
+        "summary": "[BR-1] Kan ikke logge ind",
+        "status": {
+            "self": f"{API}/status/10001",
+            "id": "10001",
+            "name": "Done",
+            "statusCategory": {"id": 3, "key": "done", "colorName": "green", "name": "Done"},
+        },
+        "resolution": {"id": "10000", "name": "Won't Do", "self": f"{API}/resolution/10000"},
+        "priority": {"id": "2", "name": "High", "self": f"{API}/priority/2"},
+        "labels": ["support", "chat-intake"],
+        "updated": "2017-11-16T18:28:14.672+0800",
+        SPRINT_FIELD: [cloud_sprint(30, "Sprint 23", "closed"), cloud_sprint(31, "Sprint 24", "active")],
+    }
+    fields.update(overrides)
+    return {"expand": "", "id": "10000", "self": f"{API}/issue/10000", "key": "SUP-24", "fields": fields}
+
+
+def test_issue_state_reads_status_resolution_priority_labels_and_sprint(
+    tracker: JiraTracker, api: responses.RequestsMock
+) -> None:
+    """issue_state GETs the issue's snapshot fields and maps status, resolution, priority, sprint, updated."""
+    api.get(f"{API}/issue/SUP-24", json=issue_fields())
+    snapshot = tracker.issue_state(DEST, IssueRef(key="SUP-24"))
+    assert snapshot == IssueSnapshot(
+        key="SUP-24",
+        title="[BR-1] Kan ikke logge ind",
+        open=False,
+        labels=("support", "chat-intake"),
+        status_id="10001",
+        status_name="Done",
+        status_category="done",
+        resolution="Won't Do",
+        priority="High",
+        sprint_id="31",
+        updated_at=datetime(2017, 11, 16, 10, 28, 14, 672000, tzinfo=UTC),
+    )
+    assert len(api.calls) == 1
+    assert path(api.calls[0]) == "/rest/api/2/issue/SUP-24"
+    assert query(api.calls[0]) == {"fields": [SNAPSHOT_FIELDS]}
+
+
+def test_issue_state_open_issue_with_null_fields(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """An unresolved issue outside 'done' is open; null resolution, priority and sprint field map to None."""
+    status = {"id": "3", "name": "I gang", "statusCategory": {"id": 4, "key": "indeterminate"}}
+    api.get(
+        f"{API}/issue/SUP-24",
+        json=issue_fields(status=status, resolution=None, priority=None, labels=[], **{SPRINT_FIELD: None}),
+    )
+    snapshot = tracker.issue_state(DEST, IssueRef(key="SUP-24"))
+    assert snapshot.open is True
+    assert (snapshot.status_id, snapshot.status_name, snapshot.status_category) == ("3", "I gang", "indeterminate")
+    assert (snapshot.resolution, snapshot.priority, snapshot.sprint_id, snapshot.labels) == (None, None, None, ())
+
+
+@pytest.mark.parametrize(
+    ("sprints", "expected"),
+    [
+        ([cloud_sprint(30, "Sprint 23", "closed"), cloud_sprint(31, "Sprint 24", "active")], "31"),
+        ([cloud_sprint(31, "Sprint 24", "active"), cloud_sprint(30, "Sprint 23", "closed")], "31"),
+        ([cloud_sprint(30, "Sprint 23", "closed"), cloud_sprint(32, "Sprint 25", "future")], "32"),
+        ([cloud_sprint(32, "Sprint 25", "future"), cloud_sprint(31, "Sprint 24", "active")], "31"),
+        ([cloud_sprint(29, "Sprint 22", "closed"), cloud_sprint(30, "Sprint 23", "closed")], None),
+        ([], None),
+    ],
+    ids=["closed-then-active", "active-then-closed", "future", "active-beats-future", "only-closed", "empty"],
+)
+def test_issue_state_sprint_objects_pick_the_open_sprint(
+    tracker: JiraTracker, api: responses.RequestsMock, sprints: list[dict[str, Any]], expected: str | None
+) -> None:
+    """From the Sprint field's object list, the active sprint wins, then a future one; closed ones never."""
+    api.get(f"{API}/issue/SUP-24", json=issue_fields(**{SPRINT_FIELD: sprints}))
+    assert tracker.issue_state(DEST, IssueRef(key="SUP-24")).sprint_id == expected
+
+
+@pytest.mark.parametrize(
+    ("sprints", "expected"),
+    [
+        ([legacy_sprint(5, "Sprint 5, cold", "CLOSED"), legacy_sprint(6, "Sprint 6", "ACTIVE")], "6"),
+        ([legacy_sprint(5, "Sprint 5", "CLOSED"), legacy_sprint(7, "Sprint 7 [id=9,state=ACTIVE]", "FUTURE")], "7"),
+        ([legacy_sprint(5, "Sprint 5", "CLOSED")], None),
+    ],
+    ids=["closed-then-active", "future-with-odd-name", "only-closed"],
+)
+def test_issue_state_legacy_sprint_strings(
+    tracker: JiraTracker, api: responses.RequestsMock, sprints: list[str], expected: str | None
+) -> None:
+    """Older servers' 'Sprint@..[id=..,rapidViewId=..,state=..]' strings are parsed (rapidViewId is not the id)."""
+    api.get(f"{API}/issue/SUP-24", json=issue_fields(**{SPRINT_FIELD: sprints}))
+    assert tracker.issue_state(DEST, IssueRef(key="SUP-24")).sprint_id == expected
+
+
+def test_issue_state_uses_configured_sprint_field(api: responses.RequestsMock) -> None:
+    """sprint_field names the custom field requested and read (Data Center ids differ from Cloud's)."""
+    api.get(
+        f"{API}/issue/SUP-24",
+        json=issue_fields(customfield_10104=[cloud_sprint(44, "Sprint 44", "active")], **{SPRINT_FIELD: None}),
+    )
+    tracker = JiraTracker(url=URL, user=USER, api_token=TOKEN, sprint_field="customfield_10104")
+    assert tracker.issue_state(DEST, IssueRef(key="SUP-24")).sprint_id == "44"
+    assert query(api.calls[0])["fields"] == ["summary,status,resolution,priority,labels,updated,customfield_10104"]
+
+
+def test_issue_state_reports_the_key_jira_answers_with(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """After a move, the old key still resolves: the snapshot carries the issue's new key."""
+    moved = {**issue_fields(), "key": "OPS-3"}
+    api.get(f"{API}/issue/SUP-24", json=moved)
+    assert tracker.issue_state(DEST, IssueRef(key="SUP-24")).key == "OPS-3"
+
+
+def test_issue_state_missing_issue_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 404 (deleted, or no permission) raises PermanentError with Jira's message."""
+    api.get(
+        f"{API}/issue/SUP-99",
+        status=404,
+        json={"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}},
+    )
+    with pytest.raises(PermanentError, match="HTTP 404: Issue does not exist"):
+        tracker.issue_state(DEST, IssueRef(key="SUP-99"))
+
+
+def test_issue_state_429_is_retryable_once(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 429 raises RetryableError with Retry-After, after exactly one request."""
+    api.get(f"{API}/issue/SUP-24", status=429, headers={"Retry-After": "8"}, json={"errorMessages": ["Rate limited"]})
+    with pytest.raises(RetryableError) as info:
+        tracker.issue_state(DEST, IssueRef(key="SUP-24"))
+    assert info.value.retry_after == 8.0
+    assert len(api.calls) == 1
+
+
+def test_issue_state_unexpected_payload_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 200 without the status field becomes PermanentError, not KeyError."""
+    api.get(f"{API}/issue/SUP-24", json={"id": "10000", "key": "SUP-24", "fields": {"summary": "x"}})
+    with pytest.raises(PermanentError, match="unexpected response"):
+        tracker.issue_state(DEST, IssueRef(key="SUP-24"))
+
+
+# -- update_labels ------------------------------------------------------------------------------
+
+
+def test_update_labels_puts_add_and_remove_operations(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """One PUT /issue/<key> with update.labels add/remove operations, labels cleaned as on create."""
+    api.put(f"{API}/issue/SUP-24", status=204)
+    tracker.update_labels(
+        DEST, IssueRef(key="SUP-24"), add=["in qa", "kunde venter", "in-qa"], remove=["in progress", "x", "x"]
+    )
+    assert len(api.calls) == 1
+    assert api.calls[0].request.method == "PUT"
+    assert path(api.calls[0]) == "/rest/api/2/issue/SUP-24"
+    assert body(api.calls[0]) == {
+        "update": {"labels": [{"add": "in-qa"}, {"add": "kunde-venter"}, {"remove": "in-progress"}, {"remove": "x"}]}
+    }
+
+
+def test_update_labels_label_in_both_lists_is_removed(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A label asked both added and removed is only removed (as GitLab does)."""
+    api.put(f"{API}/issue/SUP-24", status=204)
+    tracker.update_labels(DEST, IssueRef(key="SUP-24"), add=["a", "b"], remove=["b"])
+    assert body(api.calls[0]) == {"update": {"labels": [{"add": "a"}, {"remove": "b"}]}}
+
+
+def test_update_labels_noop_makes_no_request(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """Nothing to add or remove (blank labels included) makes no request."""
+    tracker.update_labels(DEST, IssueRef(key="SUP-24"), add=[], remove=[])
+    tracker.update_labels(DEST, IssueRef(key="SUP-24"), add=["  "], remove=[""])
+    assert len(api.calls) == 0
+
+
+def test_update_labels_missing_issue_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 404 on the PUT raises PermanentError."""
+    api.put(f"{API}/issue/SUP-99", status=404, json={"errorMessages": ["Issue does not exist"], "errors": {}})
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        tracker.update_labels(DEST, IssueRef(key="SUP-99"), add=["a"], remove=[])
+
+
+def test_update_labels_429_is_retryable_once(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 429 on the PUT raises RetryableError with Retry-After; the library does not re-send it."""
+    api.put(f"{API}/issue/SUP-24", status=429, headers={"Retry-After": "4"}, json={"errorMessages": ["Slow down"]})
+    with pytest.raises(RetryableError) as info:
+        tracker.update_labels(DEST, IssueRef(key="SUP-24"), add=["a"], remove=["b"])
+    assert info.value.retry_after == 4.0
+    assert len(api.calls) == 1
+
+
+# -- account ------------------------------------------------------------------------------------
+
+CLOUD_MYSELF = {
+    "self": f"{API}/user?accountId=712020:1f4c",
+    "accountId": "712020:1f4c",
+    "accountType": "atlassian",
+    "emailAddress": USER,
+    "displayName": "Bridge Bot",
+    "active": True,
+    "timeZone": "UTC",
+    "locale": "en_US",
+}
+
+
+def test_account_reads_myself_once(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """account() GETs /myself once (Cloud: accountId, email as username); the second call makes no request."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    assert tracker.account() == Account(id="712020:1f4c", username=USER)
+    assert tracker.account() == Account(id="712020:1f4c", username=USER)
+    assert [path(c) for c in api.calls] == ["/rest/api/2/myself"]
+
+
+def test_account_data_center_uses_user_key(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """Data Center's /myself has no accountId: the user key is the id and the name the username."""
+    api.get(
+        f"{API}/myself",
+        json={
+            "self": f"{API}/user?username=bridge",
+            "key": "JIRAUSER10100",
+            "name": "bridge",
+            "emailAddress": "bridge@acme.dk",
+            "displayName": "Bridge",
+            "active": True,
+            "timeZone": "Europe/Copenhagen",
+        },
+    )
+    assert tracker.account() == Account(id="JIRAUSER10100", username="bridge")
+
+
+def test_account_429_is_retryable_once_and_not_cached(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 429 on /myself is RetryableError after one request; the next call asks again."""
+    api.get(f"{API}/myself", status=429, headers={"Retry-After": "6"}, json={"errorMessages": ["Rate limited"]})
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    with pytest.raises(RetryableError) as info:
+        tracker.account()
+    assert info.value.retry_after == 6.0
+    assert len(api.calls) == 1
+    assert tracker.account().id == "712020:1f4c"
+    assert len(api.calls) == 2
+
+
+def test_account_bad_credentials_are_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 401 on /myself raises PermanentError without the token."""
+    api.get(f"{API}/myself", status=401, body="")
+    with pytest.raises(PermanentError, match="HTTP 401") as info:
+        tracker.account()
+    assert TOKEN not in str(info.value)
+
+
+# -- changed_since ------------------------------------------------------------------------------
+
+SINCE = datetime(2024, 6, 12, 8, 0, 30, 500000, tzinfo=UTC)
+
+
+def changed_jql(stamp: str) -> str:
+    return f'project = "SUP" AND updated >= "{stamp}" ORDER BY updated ASC'
+
+
+def test_changed_since_sends_minute_jql_and_follows_pages(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """JQL 'updated >= <since - 1 min, yyyy-MM-dd HH:mm>' on /search/jql, summary only, every token page."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    api.get(SEARCH, json=jql_page([("SUP-3", {"summary": "[BR-3] a"}), ("SUP-1", {"summary": "[BR-1] b"})], token="T2"))
+    api.get(SEARCH, json=jql_page([("SUP-2", {"summary": "[BR-2] c"})]))
+    changed = tracker.changed_since(DEST, SINCE)
+    assert changed == [
+        (IssueRef(key="SUP-3", url=f"{URL}/browse/SUP-3"), "[BR-3] a"),
+        (IssueRef(key="SUP-1", url=f"{URL}/browse/SUP-1"), "[BR-1] b"),
+        (IssueRef(key="SUP-2", url=f"{URL}/browse/SUP-2"), "[BR-2] c"),
+    ]
+    first = {"jql": [changed_jql("2024-06-12 07:59")], "fields": ["summary"], "maxResults": ["100"]}
+    assert [path(c) for c in api.calls] == ["/rest/api/2/myself", "/rest/api/2/search/jql", "/rest/api/2/search/jql"]
+    assert [query(c) for c in api.calls[1:]] == [first, {**first, "nextPageToken": ["T2"]}]
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "stamp"),
+    [
+        ("Europe/Copenhagen", "2024-06-12 09:59"),  # UTC+2 in summer
+        ("America/New_York", "2024-06-12 03:59"),  # UTC-4: plain UTC would skip four hours
+        (None, "2024-06-12 07:59"),  # no timeZone: UTC
+        ("Mars/Olympus_Mons", "2024-06-12 07:59"),  # unknown zone: UTC
+    ],
+)
+def test_changed_since_writes_the_date_in_the_users_time_zone(
+    tracker: JiraTracker, api: responses.RequestsMock, time_zone: str | None, stamp: str
+) -> None:
+    """JQL dates are read in the Jira user's time zone, so since is converted to /myself's timeZone."""
+    myself = {**CLOUD_MYSELF, "timeZone": time_zone} if time_zone else {"accountId": "712020:1f4c"}
+    api.get(f"{API}/myself", json=myself)
+    api.get(SEARCH, json=jql_page([]))
+    since = SINCE.astimezone(timezone(timedelta(hours=5)))  # the caller's offset does not matter
+    assert tracker.changed_since(DEST, since) == []
+    assert query(api.calls[1])["jql"] == [changed_jql(stamp)]
+
+
+def test_changed_since_reuses_the_cached_account(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """After account(), changed_since asks /myself no more; a naive since is taken as UTC."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    api.get(SEARCH, json=jql_page([]))
+    tracker.account()
+    tracker.changed_since(DEST, datetime(2024, 6, 12, 8, 0))
+    assert [path(c) for c in api.calls] == ["/rest/api/2/myself", "/rest/api/2/search/jql"]
+    assert query(api.calls[1])["jql"] == [changed_jql("2024-06-12 07:59")]
+
+
+def test_changed_since_is_bounded_to_20_pages(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A search that never reaches isLast stops after 20 pages of 100, returning what was read."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    api.get(SEARCH, json=jql_page([(key, {"summary": "s"}) for key, _ in ids(100)], token="CAEaAggD"))
+    changed = tracker.changed_since(DEST, SINCE)
+    assert len(changed) == 2000
+    assert [path(c) for c in api.calls].count("/rest/api/2/search/jql") == 20
+
+
+def test_changed_since_falls_back_to_classic_search(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """On Data Center (404 on /search/jql) the same JQL pages through the classic /search by startAt."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    api.get(SEARCH, status=404, json=DC_NOT_FOUND)
+    api.get(LEGACY_SEARCH, json=search_result([("SUP-1", {"summary": "a"}), ("SUP-2", {"summary": "b"})], total=3))
+    api.get(LEGACY_SEARCH, json=search_result([("SUP-3", {"summary": "c"})], total=3, start=2))
+    changed = tracker.changed_since(DEST, SINCE)
+    assert [ref.key for ref, _ in changed] == ["SUP-1", "SUP-2", "SUP-3"]
+    assert [query(c).get("startAt") for c in api.calls[2:]] == [["0"], ["2"]]
+    assert all(query(c)["jql"] == [changed_jql("2024-06-12 07:59")] for c in api.calls[1:])
+
+
+def test_changed_since_429_is_retryable_once(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 429 on the search raises RetryableError with Retry-After: one search request, no fallback."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    api.get(SEARCH, status=429, headers={"Retry-After": "9"}, json={"errorMessages": ["Rate limited"]})
+    with pytest.raises(RetryableError) as info:
+        tracker.changed_since(DEST, SINCE)
+    assert info.value.retry_after == 9.0
+    assert [path(c) for c in api.calls] == ["/rest/api/2/myself", "/rest/api/2/search/jql"]
+
+
+def test_changed_since_unknown_project_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 400 for an unknown project in the JQL raises PermanentError."""
+    api.get(f"{API}/myself", json=CLOUD_MYSELF)
+    api.get(
+        SEARCH,
+        status=400,
+        json={"errorMessages": ["The value 'SUP' does not exist for the field 'project'."], "errors": {}},
+    )
+    with pytest.raises(PermanentError, match="HTTP 400: The value 'SUP' does not exist"):
+        tracker.changed_since(DEST, SINCE)

@@ -17,7 +17,7 @@ from bridge.adapters.store.models import Job
 from bridge.bootstrap import Deps
 from bridge.errors import RetryableError
 from tests.conftest import post_event, report_event
-from tests.fakes import FakeTracker
+from tests.fakes import FakeTracker, RecordingMailer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -36,7 +36,9 @@ def queued_deps(make_deps: Callable[..., Deps], huey: Huey) -> Deps:
     deps = make_deps()
     from bridge.bootstrap import build_deps
 
-    return build_deps(deps.settings, deps.mappings, trackers=deps.trackers, huey=huey, clock=deps.clock)
+    return build_deps(
+        deps.settings, deps.mappings, trackers=deps.trackers, huey=huey, mailer=RecordingMailer(), clock=deps.clock
+    )
 
 
 def filing_job(deps: Deps) -> Job:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, Ticket
+from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, Ticket, TrackerEvent
 from bridge.domain import Classification, Destination, IssueRef, Plan, Status
 
 log = logging.getLogger(__name__)
@@ -196,13 +196,7 @@ class Store:
     def save_plan(self, ticket_id: int, plan: Plan) -> None:
         with self.session() as session:
             ticket = _get(session, ticket_id)
-            sprint = plan.sprint
-            ticket.planned = True
-            ticket.sprint_slot = plan.slot.value if plan.slot else None
-            ticket.sprint_id = sprint.id if sprint else None
-            ticket.sprint_name = sprint.name if sprint else None
-            ticket.sprint_start = sprint.start_date if sprint else None
-            ticket.sprint_due = sprint.due_date if sprint else None
+            apply_plan(ticket, plan)
             ticket.updated_at = self._now()
 
     def save_issue(self, ticket_id: int, ref: IssueRef) -> None:
@@ -215,11 +209,33 @@ class Store:
             else:
                 ticket.updated_at = self._now()
 
-    def set_status(self, ticket_id: int, status: Status) -> None:
+    def set_status(self, ticket_id: int, status: Status, *, reason: str | None = None) -> bool:
+        """Move the ticket to ``status`` (with the decline reason); False if it already was there."""
         with self.session() as session:
             ticket = _get(session, ticket_id)
-            if ticket.status != status.value:
-                self.add_status(session, ticket, status, self._now())
+            reason = reason if status is Status.DECLINED else None
+            if ticket.status == status.value and ticket.status_reason == reason:
+                return False
+            now = self._now()
+            ticket.status_reason = reason
+            if status in (Status.RESOLVED, Status.DECLINED):
+                ticket.resolved_at = now
+            self.add_status(session, ticket, status, now)
+            return True
+
+    def tracker_event(self, event_id: int) -> TrackerEvent:
+        with self.session() as session:
+            event = session.get(TrackerEvent, event_id)
+            if event is None:
+                raise LookupError(f"tracker event {event_id} does not exist")
+            return event
+
+    def update_ticket(self, ticket_id: int, change: Callable[[Session, Ticket, datetime], None]) -> None:
+        """Apply ``change`` to the ticket in one transaction (for multi-field pipeline updates)."""
+        with self.session() as session:
+            ticket = _get(session, ticket_id)
+            change(session, ticket, self._now())
+            ticket.updated_at = self._now()
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -341,6 +357,16 @@ class Store:
         with self.session() as session:
             rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
             return dict(rows)
+
+
+def apply_plan(ticket: Ticket, plan: Plan) -> None:
+    sprint = plan.sprint
+    ticket.planned = True
+    ticket.sprint_slot = plan.slot.value if plan.slot else None
+    ticket.sprint_id = sprint.id if sprint else None
+    ticket.sprint_name = sprint.name if sprint else None
+    ticket.sprint_start = sprint.start_date if sprint else None
+    ticket.sprint_due = sprint.due_date if sprint else None
 
 
 def _get(session: Session, ticket_id: int) -> Ticket:

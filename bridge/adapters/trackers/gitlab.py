@@ -19,20 +19,21 @@ line) so it can neither run GitLab quick actions, nor @-mention anyone, nor esca
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from datetime import date
-from typing import Any, Final, TypeVar
-from urllib.parse import quote, urlsplit
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import parse_qs, quote, urlsplit
 
 import gitlab
 import gitlab.exceptions
 import requests
 
-from bridge.adapters.trackers.base import CapacityUnit, SprintQuery
+from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker
 from bridge.adapters.trackers.http_errors import error_for_status
-from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
+from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 from bridge.errors import BridgeError, PermanentError, RetryableError
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
 
 _T = TypeVar("_T")
 
+log = logging.getLogger(__name__)
+
 NO_LIBRARY_RETRIES: Final[Mapping[str, Any]] = {
     "obey_rate_limit": False,
     "max_retries": 0,
@@ -55,6 +58,8 @@ NO_LIBRARY_RETRIES: Final[Mapping[str, Any]] = {
 """Keyword arguments passed to every python-gitlab call: fail fast, let the worker retry."""
 
 _PER_PAGE: Final = 100
+_CHANGED_MAX_PAGES: Final = 20
+"""Bounds one ``changed_since``: 2,000 issues, the oldest changes first."""
 _MAX_ERROR_MESSAGE: Final = 500
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -293,6 +298,78 @@ def _iid(ref: IssueRef) -> int:
         raise PermanentError(f"gitlab: issue key {ref.key!r} is not a GitLab issue iid") from None
 
 
+def _timestamp(value: object) -> datetime | None:
+    """An ISO 8601 timestamp (``2016-01-04T15:31:51.081Z``) as an aware datetime; None if absent or odd."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _utc_iso(moment: datetime) -> str:
+    """``moment`` in UTC, floored to the second, as GitLab's ISO 8601 (a naive datetime is taken as UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _label_name(value: object) -> str:
+    """A label as REST gives it (a string), or its name from a label object (``with_labels_details``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        return str(value["name"])
+    raise TypeError(f"label {value!r}")
+
+
+def _label_list(labels: Iterable[str]) -> list[str]:
+    """Labels for a comma-separated parameter: stripped, de-duplicated, never empty or containing a comma."""
+    out: list[str] = []
+    for label in labels:
+        label = label.strip()
+        if "," in label:
+            raise PermanentError(f"gitlab: label {label!r} contains a comma (GitLab label names cannot)")
+        if label and label not in out:
+            out.append(label)
+    return out
+
+
+def _next_page(response: requests.Response, current: int) -> int | None:
+    """The page after ``current`` from ``X-Next-Page`` (empty on the last page) or the ``Link: rel=next`` URL."""
+    raw = (response.headers.get("X-Next-Page") or "").strip()
+    if not raw:
+        next_url = response.links.get("next", {}).get("url")
+        raw = parse_qs(urlsplit(next_url).query).get("page", [""])[0] if next_url else ""
+    try:
+        page = int(raw)
+    except ValueError:
+        return None
+    return page if page > current else None
+
+
+def _snapshot(data: Mapping[str, Any]) -> IssueSnapshot:
+    """An ``IssueSnapshot`` from ``GET /projects/:id/issues/:iid``."""
+    iid = data["iid"]
+    title = data["title"]
+    state = data["state"]
+    if isinstance(iid, bool) or not isinstance(iid, int | str):
+        raise TypeError(f"issue iid {iid!r}")
+    if not isinstance(title, str) or not isinstance(state, str):
+        raise TypeError("issue title or state is not a string")
+    milestone = data.get("milestone")
+    milestone_id = milestone.get("id") if isinstance(milestone, Mapping) else None
+    return IssueSnapshot(
+        key=str(int(iid)),
+        title=title,
+        open=state == "opened",
+        labels=tuple(_label_name(label) for label in data.get("labels") or ()),
+        sprint_id=None if milestone_id is None else str(milestone_id),
+        updated_at=_timestamp(data.get("updated_at")),
+    )
+
+
 def _milestone_id(sprint: Sprint) -> int:
     try:
         return int(sprint.id)
@@ -319,6 +396,8 @@ class GitLabTracker:
     ) -> None:
         self._token = token
         self._local = threading.local()
+        # Set once by ``account()``; a race between threads only costs one extra GET /user.
+        self._account: Account | None = None
         self._session = session if session is not None else requests.Session()
         self._session.hooks["response"].append(self._remember_response)
         self._gl = gitlab.Gitlab(
@@ -465,6 +544,102 @@ class GitLabTracker:
 
         self._call("reopen issue", run)
 
+    def issue_state(self, dest: Destination, ref: IssueRef) -> IssueSnapshot:
+        """``GET /projects/:id/issues/:iid``, fresh. A moved issue still answers: closed, with ``moved_to_id``."""
+        iid = _iid(ref)
+
+        def run() -> IssueSnapshot:
+            return _snapshot(self._project(dest).issues.get(iid, **NO_LIBRARY_RETRIES).asdict())
+
+        return self._call("read issue", run)
+
+    def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:
+        """One ``PUT`` with the ``add_labels``/``remove_labels`` comma lists; no request when both are empty.
+
+        Incremental, so other labels stay and a repeat changes nothing. A label in both lists is
+        removed. Adding a scoped label (``a::b``) replaces the issue's other label of that scope:
+        that is GitLab's rule, not ours.
+        """
+        iid = _iid(ref)
+        removing = _label_list(remove)
+        adding = [label for label in _label_list(add) if label not in removing]
+        if not adding and not removing:
+            return
+        data: dict[str, str] = {}
+        if adding:
+            data["add_labels"] = ",".join(adding)
+        if removing:
+            data["remove_labels"] = ",".join(removing)
+
+        def run() -> None:
+            self._project(dest).issues.update(iid, data, **NO_LIBRARY_RETRIES)
+
+        self._call("update labels", run)
+
+    def account(self) -> Account:
+        """``GET /user``, once per instance."""
+        cached = self._account
+        if cached is not None:
+            return cached
+
+        def run() -> Account:
+            data = self._gl.http_get("/user", **NO_LIBRARY_RETRIES)
+            if not isinstance(data, Mapping):
+                raise TypeError("GET /user did not return an object")
+            user_id = data["id"]
+            if isinstance(user_id, bool) or not isinstance(user_id, int | str):
+                raise TypeError(f"user id {user_id!r}")
+            username = data.get("username")
+            return Account(id=str(user_id), username=username if isinstance(username, str) else None)
+
+        found = self._call("read account", run)
+        self._account = found
+        return found
+
+    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
+        """Issues (any state) with ``updated_at >= since``, oldest change first, at most 20 pages of 100.
+
+        Pages are requested by number (``X-Next-Page``), so the token only ever goes to the
+        configured GitLab URL. A naive ``since`` is taken as UTC.
+        """
+        params: dict[str, Any] = {
+            "updated_after": _utc_iso(since),
+            "scope": "all",
+            "state": "all",
+            "order_by": "updated_at",
+            "sort": "asc",
+            "per_page": _PER_PAGE,
+        }
+
+        def run() -> list[tuple[IssueRef, str]]:
+            path = self._project(dest).issues.path
+            out: list[tuple[IssueRef, str]] = []
+            page: int | None = 1
+            for _ in range(_CHANGED_MAX_PAGES):
+                if page is None:
+                    return out
+                response = self._gl.http_request("get", path, query_data={**params, "page": page}, **NO_LIBRARY_RETRIES)
+                items = response.json()
+                if not isinstance(items, list):
+                    raise TypeError("the issue list is not a JSON array")
+                for data in items:
+                    title = data["title"]
+                    if not isinstance(title, str):
+                        raise TypeError(f"issue title {title!r}")
+                    out.append((self._issue_ref(data), title))
+                page = _next_page(response, page) if items else None
+            if page is not None:
+                log.warning(
+                    "gitlab changed_since %s: stopped after %d pages (%d issues); issues changed later are not "
+                    "in this result",
+                    dest.project,
+                    _CHANGED_MAX_PAGES,
+                    len(out),
+                )
+            return out
+
+        return self._call("list changed issues", run)
+
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
         # Not ``gl.auth()``: it takes no per-call options, so it would retry a 429 ten times.
         def user() -> None:
@@ -554,3 +729,7 @@ class GitLabTracker:
             raise RetryableError(
                 self._scrub(f"{what}: unexpected response from GitLab: {type(exc).__name__}: {exc}")
             ) from exc
+
+
+if TYPE_CHECKING:
+    _protocol_check: Tracker = GitLabTracker(url="", token="")

@@ -26,32 +26,49 @@ Every public method raises only ``RetryableError`` or ``PermanentError``.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from jira import JIRA, JIRAError
 
 from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker
 from bridge.adapters.trackers.http_errors import error_for_status
-from bridge.domain import Destination, IssueRef, NewIssue, Sprint, SprintWindow
+from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 from bridge.errors import BridgeError, PermanentError, RetryableError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_REOPEN_TRANSITIONS = ("Reopen", "Reopen Issue", "Reopened", "To Do", "Genåbn")
 
 _SEARCH_PAGE = 100
 _SEARCH_MAX_PAGES = 50
 """Bounds the requests of one ``sprint_load``; beyond 5,000 issues the load is a lower bound."""
+_CHANGED_MAX_PAGES = 20
+"""Bounds one ``changed_since``: 2,000 issues, the oldest changes first."""
+DEFAULT_SPRINT_FIELD = "customfield_10020"
+"""The Sprint custom field on most Jira Cloud sites; Data Center ids differ (see ``GET /rest/api/2/field``)."""
 _SPRINT_PAGE = 50
 _FIND_LIMIT = 50
 _SUMMARY_MAX = 255
 _BLOCK_MAX = 10_000
 """Per reporter text block; Jira rejects descriptions over 32,767 characters."""
 _MESSAGE_MAX = 500
+
+
+@dataclass(frozen=True)
+class _Myself:
+    """``GET /myself``: who the bridge is, and the time zone Jira reads JQL dates in."""
+
+    account: Account
+    zone: tzinfo | None
 
 
 class JiraTracker:
@@ -69,12 +86,16 @@ class JiraTracker:
         issue_type: str = "Bug",
         story_points_field: str | None = None,
         reopen_transitions: tuple[str, ...] = DEFAULT_REOPEN_TRANSITIONS,
+        sprint_field: str = DEFAULT_SPRINT_FIELD,
     ) -> None:
         self._url = url.rstrip("/")
         self._api_token = api_token
         self._issue_type = issue_type
         self._story_points_field = story_points_field
         self._reopen_transitions = reopen_transitions
+        self._sprint_field = sprint_field.strip()
+        # Set once by the first successful GET /myself; a race only costs one extra request.
+        self._myself_cache: _Myself | None = None
         # Set (never cleared) once the classic /search worked after /search/jql answered 404,
         # i.e. on Jira Data Center.  A plain attribute write: a race only costs one extra 404.
         self._legacy_search = False
@@ -190,6 +211,71 @@ class JiraTracker:
                 )
             self._post(self._rest(f"issue/{_path(ref.key)}/transitions"), {"transition": {"id": str(chosen["id"])}})
 
+    def issue_state(self, dest: Destination, ref: IssueRef) -> IssueSnapshot:
+        """``GET /issue/<key>`` with the fields a snapshot needs, fresh.
+
+        The snapshot's ``key`` is the one Jira answers with: after a move to another project the
+        old key still resolves, to the issue under its new key.
+        """
+        names = ["summary", "status", "resolution", "priority", "labels", "updated"]
+        if self._sprint_field:
+            names.append(self._sprint_field)
+        with self._boundary(f"jira read {ref.key}"):
+            data = self._get(self._rest(f"issue/{_path(ref.key)}"), {"fields": ",".join(names)})
+            return self._snapshot(ref, data)
+
+    def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:
+        """One ``PUT /issue/<key>`` with ``update.labels`` add/remove operations (idempotent in Jira).
+
+        Labels are cleaned as on create (no spaces); a label in both lists is removed.
+        """
+        removing = _labels(remove)
+        adding = [label for label in _labels(add) if label not in removing]
+        if not adding and not removing:
+            return
+        operations = [{"add": label} for label in adding] + [{"remove": label} for label in removing]
+        with self._boundary(f"jira update labels of {ref.key}"):
+            self._put(self._rest(f"issue/{_path(ref.key)}"), {"update": {"labels": operations}})
+
+    def account(self) -> Account:
+        """``GET /myself``, once per instance: Cloud ``accountId``, else (Data Center) the user key."""
+        return self._myself().account
+
+    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
+        """Issues of the project with ``updated >= since`` (JQL), oldest change first, at most 20 pages.
+
+        A naive ``since`` is taken as UTC.
+        """
+        # JQL dates have minute resolution and Jira reads them in the searching user's time zone,
+        # not UTC. So ``since`` is converted to the bridge user's zone (``timeZone`` of GET /myself,
+        # cached with the account), or to UTC when Jira does not say, then floored to the minute
+        # with one more minute subtracted for safety. The window can only grow: the caller dedups.
+        # (Plain UTC would lose up to N hours of changes for a user N hours west of UTC.)
+        aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        what = f"jira list issues of {dest.project} changed since {aware.astimezone(UTC).isoformat()}"
+        zone = self._myself().zone or UTC
+        stamp = (aware.astimezone(zone) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M")
+        jql = f"project = {_jql_string(dest.project)} AND updated >= {_jql_string(stamp)} ORDER BY updated ASC"
+        params = {"jql": jql, "fields": "summary", "maxResults": _SEARCH_PAGE}
+        out: list[tuple[IssueRef, str]] = []
+        pages = 0
+        full = False
+        with self._boundary(what):
+            for issues in self._search_pages(what, params, max_pages=_CHANGED_MAX_PAGES):
+                pages += 1
+                full = len(issues) >= _SEARCH_PAGE
+                for found in issues:
+                    summary = (found.get("fields") or {}).get("summary")
+                    out.append((self._ref(str(found["key"])), summary if isinstance(summary, str) else ""))
+        if pages >= _CHANGED_MAX_PAGES and full:
+            log.warning(
+                "%s: stopped after %d pages (%d issues); issues changed later are not in this result",
+                what,
+                pages,
+                len(out),
+            )
+        return out
+
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
         problems: list[str] = []
         try:
@@ -225,6 +311,37 @@ class JiraTracker:
     def _ref(self, key: str) -> IssueRef:
         return IssueRef(key=key, url=f"{self._url}/browse/{key}")
 
+    def _myself(self) -> _Myself:
+        cached = self._myself_cache
+        if cached is not None:
+            return cached
+        with self._boundary("jira read account (GET /myself)"):
+            data = self._get(self._rest("myself"))
+            found = _Myself(account=_account(data), zone=_zone(data.get("timeZone")))
+        self._myself_cache = found
+        return found
+
+    def _snapshot(self, ref: IssueRef, data: Mapping[str, Any]) -> IssueSnapshot:
+        fields = data["fields"]
+        status = fields["status"]
+        category = status["statusCategory"]["key"]
+        if not isinstance(category, str):
+            raise TypeError(f"status category {category!r}")
+        summary = fields.get("summary")
+        return IssueSnapshot(
+            key=str(data.get("key") or ref.key),
+            title=summary if isinstance(summary, str) else "",
+            open=category != "done",
+            labels=tuple(str(label) for label in fields.get("labels") or ()),
+            status_id=_text(status.get("id")),
+            status_name=_text(status.get("name")),
+            status_category=category,
+            resolution=_name(fields.get("resolution")),
+            priority=_name(fields.get("priority")),
+            sprint_id=_open_sprint_id(fields.get(self._sprint_field)) if self._sprint_field else None,
+            updated_at=_timestamp(fields.get("updated")),
+        )
+
     def _rest(self, path: str) -> str:
         return f"{self._url}/rest/api/2/{path}"
 
@@ -238,6 +355,9 @@ class JiraTracker:
     def _post(self, url: str, body: Mapping[str, Any]) -> None:
         self._client._session.post(url, data=json.dumps(body))
 
+    def _put(self, url: str, body: Mapping[str, Any]) -> None:
+        self._client._session.put(url, data=json.dumps(body))
+
     def _count(self, what: str, jql: str) -> int:
         """Issues matching ``jql``: counted page by page (enhanced search has no ``total``)."""
         params = {"jql": jql, "fields": "id", "maxResults": _SEARCH_PAGE}
@@ -246,14 +366,16 @@ class JiraTracker:
             return int(self._classic_search(what, {"jql": jql, "maxResults": 0})["total"])
         return sum(len(issues) for issues in self._enhanced_pages(params, first))
 
-    def _search_pages(self, what: str, params: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    def _search_pages(
+        self, what: str, params: Mapping[str, Any], *, max_pages: int = _SEARCH_MAX_PAGES
+    ) -> Iterator[list[dict[str, Any]]]:
         """The issues matching ``params["jql"]``, page by page, from whichever search API exists."""
         first = self._enhanced_search(params)
         if first is not None:
-            yield from self._enhanced_pages(params, first)
+            yield from self._enhanced_pages(params, first, max_pages=max_pages)
             return
         start = 0
-        for _ in range(_SEARCH_MAX_PAGES):
+        for _ in range(max_pages):
             page = self._classic_search(what, {**params, "startAt": start})
             issues = page.get("issues") or []
             yield issues
@@ -261,12 +383,14 @@ class JiraTracker:
             if not issues or start >= int(page.get("total", 0)):
                 return
 
-    def _enhanced_pages(self, params: Mapping[str, Any], page: Any) -> Iterator[list[dict[str, Any]]]:
+    def _enhanced_pages(
+        self, params: Mapping[str, Any], page: Any, *, max_pages: int = _SEARCH_MAX_PAGES
+    ) -> Iterator[list[dict[str, Any]]]:
         """``page`` and the ones after it, following ``nextPageToken`` until ``isLast``."""
-        for fetched in range(1, _SEARCH_MAX_PAGES + 1):
+        for fetched in range(1, max_pages + 1):
             yield page.get("issues") or []
             token = page.get("nextPageToken")
-            if page.get("isLast") is True or not token or fetched == _SEARCH_MAX_PAGES:
+            if page.get("isLast") is True or not token or fetched == max_pages:
                 return
             page = self._get(self._rest("search/jql"), {**params, "nextPageToken": token})
 
@@ -492,7 +616,7 @@ def _summary(title: str) -> str:
     return " ".join(title.split())[:_SUMMARY_MAX]
 
 
-def _labels(labels: tuple[str, ...]) -> list[str]:
+def _labels(labels: Iterable[str]) -> list[str]:
     """Jira labels may not contain spaces."""
     cleaned = (re.sub(r"\s+", "-", label.strip()) for label in labels)
     return list(dict.fromkeys(label for label in cleaned if label))
@@ -527,6 +651,90 @@ def _parse_date(value: Any) -> date | None:
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
+        return None
+
+
+# Older Jira Server / Data Center versions serialise sprints as Java toString() strings:
+# ``com.atlassian.greenhopper.service.sprint.Sprint@1a2b[id=5,rapidViewId=1,state=ACTIVE,name=Sprint 5,...]``.
+# ``[`` or ``,`` before the key keeps ``rapidViewId=`` from matching ``id=``; id and state come before
+# the name, so the first match is never inside a sprint name.
+_LEGACY_SPRINT_ID = re.compile(r"[\[,]id=(\d+)")
+_LEGACY_SPRINT_STATE = re.compile(r"[\[,]state=([A-Za-z_]+)")
+
+
+def _sprint_id_and_state(item: Any) -> tuple[str, str] | None:
+    """``(id, lower-case state)`` of one Sprint field entry (object or legacy string), or None."""
+    if isinstance(item, Mapping):
+        sprint_id, state = item.get("id"), item.get("state")
+        if isinstance(sprint_id, bool) or not isinstance(sprint_id, int | str) or not isinstance(state, str):
+            return None
+        return str(sprint_id), state.lower()
+    if isinstance(item, str):
+        id_match, state_match = _LEGACY_SPRINT_ID.search(item), _LEGACY_SPRINT_STATE.search(item)
+        if id_match is None or state_match is None:
+            return None
+        return id_match.group(1), state_match.group(1).lower()
+    return None
+
+
+def _open_sprint_id(value: Any) -> str | None:
+    """The id of the active sprint in a Sprint field value, else of the first future one, else None.
+
+    The field holds every sprint the issue has been in (closed ones included): a list of
+    ``{"id", "name", "state", ...}`` objects on current Jira, of legacy strings on old servers.
+    """
+    items = value if isinstance(value, list) else [value]
+    future: str | None = None
+    for item in items:
+        parsed = _sprint_id_and_state(item)
+        if parsed is None:
+            continue
+        sprint_id, state = parsed
+        if state == "active":
+            return sprint_id
+        if state == "future" and future is None:
+            future = sprint_id
+    return future
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _name(value: Any) -> str | None:
+    """The ``name`` of a Jira object field such as ``resolution`` or ``priority`` (null when unset)."""
+    if isinstance(value, Mapping):
+        return _text(value.get("name"))
+    return value if isinstance(value, str) else None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """A Jira timestamp (``2017-11-16T18:28:14.672+0800``, offset without colon) as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)  # Python 3.11+ reads "+0800" as well as "+08:00"
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _account(data: Mapping[str, Any]) -> Account:
+    """Cloud: ``accountId``; Data Center has none, so its user ``key`` (or ``name``) is the id."""
+    ident = data.get("accountId") or data.get("key") or data.get("name")
+    if not isinstance(ident, str | int) or isinstance(ident, bool) or not str(ident):
+        raise ValueError("GET /myself has no accountId, key or name")
+    username = data.get("name") or data.get("emailAddress")
+    return Account(id=str(ident), username=username if isinstance(username, str) else None)
+
+
+def _zone(name: Any) -> tzinfo | None:
+    """The user's ``timeZone`` (an IANA name), or None when absent or unknown here."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
 

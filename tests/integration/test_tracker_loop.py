@@ -1,0 +1,385 @@
+"""Tracker webhooks in, reporter-facing statuses out: POST /webhooks/gitlab and /webhooks/jira,
+the sync and comment jobs, on a real SQLite file with the in-memory tracker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from bridge import create_app
+from bridge.adapters.store.models import Notification
+from bridge.bootstrap import Deps
+from bridge.domain import SprintWindow, Status
+from tests.conftest import CURRENT, NEXT, Clock, post_event, report_event
+from tests.fakes import FakeTracker
+
+GITLAB_SECRET = "gitlab-hook-secret"
+JIRA_SECRET = "jira-hook-secret"
+
+
+def hook_settings(default: str = "gitlab") -> dict[str, Any]:
+    return {"default": default,
+            "gitlab": {"url": "https://gitlab.example", "token": "t", "project": "acme/support",
+                       "webhook_secret": GITLAB_SECRET},
+            "jira": {"url": "https://jira.example", "user": "u", "api_token": "t", "project": "SUP",
+                     "board_id": 1, "webhook_secret": JIRA_SECRET}}  # fmt: skip
+
+
+@pytest.fixture
+def deps(make_deps: Callable[..., Deps]) -> Deps:
+    return make_deps(trackers=hook_settings())
+
+
+def jira_deps(make_deps: Callable[..., Deps]) -> tuple[Deps, FakeTracker, FlaskClient]:
+    deps = make_deps(trackers=hook_settings("jira"))
+    fake: FakeTracker = deps.trackers["jira"]  # type: ignore[assignment]
+    fake.window = SprintWindow(current=CURRENT, next=NEXT)
+    return deps, fake, create_app(deps=deps).test_client()
+
+
+def file_report(client: FlaskClient, deps: Deps, **overrides: Any) -> str:
+    """A report filed through the real job: returns its tracking ID."""
+    tracking_id = str(post_event(client, report_event(**overrides)).get_json()["tracking_id"])
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    run_all(deps, "file_ticket")
+    return tracking_id
+
+
+def run_all(deps: Deps, kind: str) -> None:
+    """Run the pending jobs of one kind oldest first, as the worker would."""
+    for job in sorted(deps.store.jobs(state="pending", limit=1000), key=lambda j: j.id):
+        if job.kind == kind:
+            deps.runner.run(job.id)
+
+
+def ticket_status(deps: Deps, tracking_id: str) -> str:
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    return ticket.status
+
+
+def issue_hook(tracking_id: str, iid: str, *, user_id: int | str = 7, action: str = "update") -> dict[str, Any]:
+    return {"object_kind": "issue", "event_type": "issue", "user": {"id": user_id, "username": "dev"},
+            "object_attributes": {"iid": int(iid), "title": f"[{tracking_id}] Chat-widget indlæses ikke",
+                                  "action": action, "state": "opened"},
+            "changes": {"labels": {"previous": [], "current": [{"title": "workflow::in progress"}]}}}  # fmt: skip
+
+
+def note_hook(tracking_id: str, iid: str, note: str, *, note_id: int = 1241, user_id: int | str = 7,
+              internal: bool = False) -> dict[str, Any]:  # fmt: skip
+    return {"object_kind": "note", "event_type": "confidential_note" if internal else "note",
+            "user": {"id": user_id, "username": "dev"},
+            "object_attributes": {"id": note_id, "note": note, "noteable_type": "Issue", "system": False,
+                                  "internal": internal, "action": "create"},
+            "issue": {"iid": int(iid), "title": f"[{tracking_id}] Chat-widget indlæses ikke", "state": "opened"}}  # fmt: skip
+
+
+def post_gitlab(client: FlaskClient, payload: dict[str, Any], event: str = "Issue Hook", *,
+                token: str = GITLAB_SECRET, key: str | None = None) -> Any:  # fmt: skip
+    headers = {"Content-Type": "application/json", "X-Gitlab-Event": event, "X-Gitlab-Token": token}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post("/webhooks/gitlab", data=json.dumps(payload), headers=headers)
+
+
+def post_jira(client: FlaskClient, payload: dict[str, Any], *, secret: str = JIRA_SECRET, ident: str = "") -> Any:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature": signature}
+    if ident:
+        headers["X-Atlassian-Webhook-Identifier"] = ident
+    return client.post("/webhooks/jira", data=body, headers=headers)
+
+
+def notifications(deps: Deps, tracking_id: str) -> list[Notification]:
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    with deps.store.session() as session:
+        return list(session.scalars(select(Notification).where(Notification.ticket_id == ticket.id)))
+
+
+# --- authentication and intake ----------------------------------------------------------------
+
+
+def test_gitlab_hook_requires_the_token(client: FlaskClient) -> None:
+    """A missing or wrong X-Gitlab-Token is 401 problem+json."""
+    for token in ("", "wrong"):
+        response = post_gitlab(client, issue_hook("ST-00000000", "1"), token=token)
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json"
+
+
+def test_gitlab_hook_without_configured_secret_is_refused(make_deps: Callable[..., Deps]) -> None:
+    """No GITLAB_WEBHOOK_SECRET: nothing is accepted, whatever the caller sends."""
+    client = create_app(deps=make_deps()).test_client()
+    assert post_gitlab(client, issue_hook("ST-00000000", "1"), token="").status_code == 401
+
+
+def test_gitlab_hook_body_must_be_a_gitlab_event(client: FlaskClient) -> None:
+    """A body that is not JSON, or lacks object_kind (a custom template), is 400."""
+    bad = client.post("/webhooks/gitlab", data=b"{nope", headers={"X-Gitlab-Token": GITLAB_SECRET,
+                                                                  "X-Gitlab-Event": "Issue Hook"})  # fmt: skip
+    assert bad.status_code == 400
+    assert post_gitlab(client, {"hello": "world"}).status_code == 400
+
+
+def test_irrelevant_events_are_acknowledged_and_ignored(client: FlaskClient, deps: Deps) -> None:
+    """Push hooks and issues that are not ours answer 200 (GitLab disables failing hooks) and store nothing."""
+    assert post_gitlab(client, {"object_kind": "push"}, "Push Hook").get_json()["status"] == "ignored"
+    other = issue_hook("ST-00000000", "99")
+    other["object_attributes"]["title"] = "A developer's own issue"
+    assert post_gitlab(client, other).get_json()["status"] == "ignored"
+    unknown = post_gitlab(client, issue_hook("ST-ZZZZZZZZ", "1"))
+    assert unknown.status_code == 200
+    assert unknown.get_json()["status"] == "ignored"
+    assert deps.store.jobs(state="pending") == []
+
+
+def test_issue_copying_our_prefix_is_ignored(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """Only the issue filed for the ticket is followed, not another one carrying its tracking ID."""
+    tracking_id = file_report(client, deps)
+    response = post_gitlab(client, issue_hook(tracking_id, "999"))
+    assert response.get_json()["status"] == "ignored"
+
+
+def test_redelivery_is_stored_once(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """The same Idempotency-Key twice creates one sync job."""
+    tracking_id = file_report(client, deps)
+    iid = tracker.issues[0].key
+    first = post_gitlab(client, issue_hook(tracking_id, iid), key="k-1").get_json()
+    second = post_gitlab(client, issue_hook(tracking_id, iid), key="k-1").get_json()
+    assert (first["status"], second["status"]) == ("accepted", "duplicate")
+    assert [j.kind for j in deps.store.jobs(state="pending")].count("sync_ticket") == 1
+
+
+def test_jira_hook_requires_the_signature(client: FlaskClient) -> None:
+    """X-Hub-Signature must be the HMAC of the raw body with the configured secret."""
+    payload = {"webhookEvent": "jira:issue_updated", "issue": {"key": "SUP-1", "fields": {"summary": "x"}}}
+    assert post_jira(client, payload, secret="wrong").status_code == 401
+    response = client.post("/webhooks/jira", data=json.dumps(payload), headers={"Content-Type": "application/json"})
+    assert response.status_code == 401
+    assert post_jira(client, payload).status_code == 200
+
+
+# --- status follows the tracker ---------------------------------------------------------------
+
+
+def test_gitlab_lifecycle_reaches_the_reporter(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker, clock: Clock
+) -> None:
+    """triaged -> in progress -> in QA -> resolved, each from a webhook and the issue's fresh state."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    assert ticket_status(deps, tracking_id) == "triaged"
+    steps = [(("workflow::in progress",), "opened", "in_progress"), (("workflow::qa",), "opened", "in_qa"),
+             ((), "closed", "resolved")]  # fmt: skip
+    for labels, state, expected in steps:
+        issue.labels = (*issue.labels, *labels)
+        issue.state = state
+        post_gitlab(client, issue_hook(tracking_id, issue.key), key=f"delivery-{expected}")
+        run_all(deps, "sync_ticket")
+        assert ticket_status(deps, tracking_id) == expected
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert ticket.resolved_at is not None
+    assert [e.status for e in deps.store.history(ticket.id)] == [
+        "received", "triaged", "in_progress", "in_qa", "resolved"]  # fmt: skip
+    statuses = [n.status for n in notifications(deps, tracking_id) if n.kind == "status"]
+    assert statuses == ["triaged", "in_progress", "in_qa", "resolved"]
+
+
+def test_late_webhook_does_not_move_a_ticket_backwards(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """An "in progress" webhook arriving after the issue closed changes nothing: the state is read fresh."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    issue.state = "closed"
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="close")
+    run_all(deps, "sync_ticket")
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="late-progress")
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "resolved"
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert [e.status for e in deps.store.history(ticket.id)].count("resolved") == 1
+
+
+def test_declined_with_reason_and_reopened(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """Closed with resolution::duplicate is declined with its reason; reopening says reopened."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    issue.state, issue.labels = "closed", (*issue.labels, "resolution::duplicate")
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="a")
+    run_all(deps, "sync_ticket")
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.status, ticket.status_reason) == ("declined", "duplicate")
+    issue.state = "opened"
+    post_gitlab(client, issue_hook(tracking_id, issue.key, action="reopen"), key="b")
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "reopened"
+
+
+def test_own_changes_do_not_echo(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """A webhook caused by the bridge's own account is not even read back from the tracker."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    issue.labels = (*issue.labels, "workflow::in progress")
+    tracker.calls.clear()
+    post_gitlab(client, issue_hook(tracking_id, issue.key, user_id=tracker.account().id))
+    run_all(deps, "sync_ticket")
+    assert "issue_state" not in tracker.calls
+    assert ticket_status(deps, tracking_id) == "triaged"
+
+
+def test_unknown_jira_status_is_logged_and_ignored(make_deps: Callable[..., Deps]) -> None:
+    """A status the mappings do not know leaves the ticket as it is and the job done."""
+    deps, fake, client = jira_deps(make_deps)
+    tracking_id = file_report(client, deps)
+    issue = fake.issues[0]
+    issue.status_category, issue.status_name = "undefined", "Parked"
+    payload = {"webhookEvent": "jira:issue_updated", "user": {"accountId": "dev-1"},
+               "issue": {"key": issue.key, "fields": {"summary": issue.title}}}  # fmt: skip
+    assert post_jira(client, payload, ident="d-1").get_json()["status"] == "accepted"
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "triaged"
+    assert all(j.state == "done" for j in deps.store.jobs() if j.kind == "sync_ticket")
+
+
+def test_jira_lifecycle_with_priority_change(make_deps: Callable[..., Deps]) -> None:
+    """Jira: status categories map to statuses; a priority raised by support re-plans to the current sprint."""
+    deps, fake, client = jira_deps(make_deps)
+    event = report_event()
+    event["report"] = {"title": "Eksport giver forkert dato", "description": "Datoen er en dag forkert."}
+    event["reporter"] = {"email": "bo@firma.dk", "locale": "da"}
+    tracking_id = file_report(client, deps, **event)
+    issue = fake.issues[0]
+    assert issue.sprint_id == NEXT.id
+    assert "severity-medium" in issue.labels
+    issue.status_category, issue.status_name, issue.priority = "new", "To Do", "Highest"
+    payload = {"webhookEvent": "jira:issue_updated", "user": {"accountId": "support-1"},
+               "issue": {"key": issue.key, "fields": {"summary": issue.title}}}  # fmt: skip
+    assert post_jira(client, payload, ident="p-1").get_json()["status"] == "accepted"
+    run_all(deps, "sync_ticket")
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.severity, ticket.kind, ticket.sprint_id) == ("critical", "hotfix", CURRENT.id)
+    assert issue.sprint_id == CURRENT.id
+    assert "severity-critical" in issue.labels and "hotfix" in issue.labels
+    assert "severity-medium" not in issue.labels and "bugfix" not in issue.labels
+    assert [n.kind for n in notifications(deps, tracking_id)].count("plan") == 1
+    issue.status_category, issue.status_name = "indeterminate", "In QA"
+    post_jira(client, payload, ident="p-2")
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "in_qa"
+
+
+def test_gitlab_severity_label_change_replans_and_relabels(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """Support sets severity::critical on a medium bug: hotfix, current sprint, labels in line, reporter told."""
+    event = report_event()
+    event["report"] = {"title": "Eksport giver forkert dato", "description": "Datoen er en dag forkert."}
+    event["reporter"] = {"email": "bo@firma.dk", "locale": "da"}
+    tracking_id = file_report(client, deps, **event)
+    issue = tracker.issues[0]
+    assert issue.sprint_id == NEXT.id
+    issue.labels = tuple(label for label in issue.labels if label != "severity::medium") + ("severity::critical",)
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="severity")
+    run_all(deps, "sync_ticket")
+    assert issue.sprint_id == CURRENT.id
+    assert set(issue.labels) >= {"severity::critical", "type::hotfix", "needs-po-review"}
+    assert "type::bugfix" not in issue.labels
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.severity, ticket.kind, ticket.sprint_name) == ("critical", "hotfix", "Sprint 48")
+    assert "changed-in-tracker:critical" in (ticket.rules or [])
+    # The bridge's own label change comes back as a webhook: nothing moves again.
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="echo")
+    run_all(deps, "sync_ticket")
+    assert [n.kind for n in notifications(deps, tracking_id)].count("plan") == 1
+
+
+# --- comments -------------------------------------------------------------------------------
+
+
+def test_public_comment_reaches_the_reporter_once(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """A public note becomes one comment notification, even when delivered twice or edited."""
+    tracking_id = file_report(client, deps)
+    iid = tracker.issues[0].key
+    post_gitlab(client, note_hook(tracking_id, iid, "Vi har fundet fejlen."), "Note Hook", key="n1")
+    post_gitlab(client, note_hook(tracking_id, iid, "Vi har fundet fejlen."), "Note Hook", key="n1")
+    post_gitlab(client, note_hook(tracking_id, iid, "Vi har fundet fejlen!"), "Note Hook", key="n1-edit")
+    run_all(deps, "relay_comment")
+    comments = [n for n in notifications(deps, tracking_id) if n.kind == "comment"]
+    assert [c.body for c in comments] == ["Vi har fundet fejlen."]
+
+
+def test_internal_and_own_comments_never_reach_the_reporter(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """Internal notes stay in the tracker; the bridge's own comments are not echoed."""
+    tracking_id = file_report(client, deps)
+    iid = tracker.issues[0].key
+    post_gitlab(client, note_hook(tracking_id, iid, "Kunden er irriterende", note_id=1, internal=True),
+                "Confidential Note Hook")  # fmt: skip
+    own = note_hook(tracking_id, iid, "The reporter added: ...", note_id=2, user_id=tracker.account().id)
+    post_gitlab(client, own, "Note Hook")
+    run_all(deps, "relay_comment")
+    assert [n for n in notifications(deps, tracking_id) if n.kind == "comment"] == []
+
+
+def test_marked_comment_policy(make_deps: Callable[..., Deps], mappings: Any, tracker: FakeTracker) -> None:
+    """With public: marked, only comments starting with the marker go out, without the marker."""
+    import dataclasses
+
+    status = mappings.status.model_copy(update={"comments": mappings.status.comments.model_copy(
+        update={"public": "marked"})})  # fmt: skip
+    deps = make_deps(dataclasses.replace(mappings, status=status), trackers=hook_settings())
+    client = create_app(deps=deps).test_client()
+    tracking_id = file_report(client, deps)
+    iid = tracker.issues[0].key
+    post_gitlab(client, note_hook(tracking_id, iid, "Ser på det", note_id=1), "Note Hook")
+    post_gitlab(client, note_hook(tracking_id, iid, "#reporter Rettelsen er på vej", note_id=2), "Note Hook")
+    run_all(deps, "relay_comment")
+    assert [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"] == ["Rettelsen er på vej"]
+
+
+def test_jira_comment_visibility(make_deps: Callable[..., Deps]) -> None:
+    """Jira: restricted or JSM-internal comments stay; a plain comment reaches the reporter."""
+    deps, fake, client = jira_deps(make_deps)
+    tracking_id = file_report(client, deps)
+    key, title = fake.issues[0].key, fake.issues[0].title
+    for ident, comment in [
+        ("c1", {"id": "1", "body": "intern", "author": {"accountId": "dev"}, "visibility": {"type": "role",
+                                                                                          "value": "Developers"}}),
+        ("c2", {"id": "2", "body": "jsm intern", "author": {"accountId": "dev"}, "jsdPublic": False}),
+        ("c3", {"id": "3", "body": "Vi kigger på det", "author": {"accountId": "dev"}}),
+    ]:  # fmt: skip
+        post_jira(client, {"webhookEvent": "comment_created", "comment": comment,
+                           "issue": {"key": key, "fields": {"summary": title}}}, ident=ident)  # fmt: skip
+    run_all(deps, "relay_comment")
+    assert [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"] == ["Vi kigger på det"]
+
+
+def test_status_changes_are_recorded_once_under_redelivery(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """Three deliveries of the same transition: one history entry, one notification."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    issue.labels = (*issue.labels, "workflow::in progress")
+    for key in ("x", "y", "z"):
+        post_gitlab(client, issue_hook(tracking_id, issue.key), key=key)
+    run_all(deps, "sync_ticket")
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert [e.status for e in deps.store.history(ticket.id)].count(Status.IN_PROGRESS.value) == 1
+    assert [n.status for n in notifications(deps, tracking_id)].count("in_progress") == 1
