@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         deps = build_deps(settings, mappings)
 
     from bridge.cli import cli
-    from bridge.web import chatbot, health
+    from bridge.web import api, chatbot, health, status_page, tracker_hooks, unsubscribe
     from bridge.web.problems import register_error_handlers
 
     app = Flask(__name__)
@@ -30,5 +30,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(chatbot.bp)
+    app.register_blueprint(tracker_hooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(status_page.bp)
+    app.register_blueprint(unsubscribe.bp)
     app.cli.add_command(cli)
     return app

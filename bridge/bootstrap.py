@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 from huey import Huey
 
+from bridge.adapters.mail import Mailer
 from bridge.adapters.queue import JobQueue, make_huey
 from bridge.adapters.store.db import make_engine
 from bridge.adapters.store.repository import Store
@@ -25,12 +26,16 @@ from bridge.config import Settings, load_settings, tracker_problems
 from bridge.errors import ConfigError, Problem
 from bridge.jobs import Handler, JobRunner
 from bridge.mappings import Mappings, load_mappings
+from bridge.pipeline.callback import ChatbotCallback
 from bridge.pipeline.file_ticket import TicketFiler
 from bridge.pipeline.followup import FollowupApplier
 from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
-from bridge.pipeline.notices import NoticeScheduler
+from bridge.pipeline.notices import CALLBACK, NOTIFY, NoticeScheduler
+from bridge.pipeline.notify import Notifier, build_mailer
 from bridge.pipeline.plan import SprintPlanner
 from bridge.pipeline.route import trackers_in_use
+from bridge.pipeline.tracker_events import RELAY_COMMENT, SYNC_TICKET
+from bridge.pipeline.tracker_sync import CommentRelay, TrackerSync
 from bridge.yamlfile import LoadedYaml
 
 log = logging.getLogger(__name__)
@@ -131,6 +136,7 @@ def build_deps(
     *,
     trackers: Mapping[str, Tracker] | None = None,
     huey: Huey | None = None,
+    mailer: Mailer | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Deps:
     store = Store(make_engine(settings.database_url), clock=clock)
@@ -148,9 +154,21 @@ def build_deps(
         timezone=settings.timezone,
         clock=clock,
     )
+    secret_key = secret_key_for(settings)
     handlers: dict[str, Handler] = {
         FILE_TICKET: TicketFiler(store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner),
         APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers),
+        NOTIFY: Notifier(
+            store=store,
+            mailer=mailer or build_mailer(settings),
+            mappings=mappings,
+            settings=settings,
+            secret_key=secret_key,
+            clock=clock,
+        ),
+        CALLBACK: ChatbotCallback(store=store, settings=settings, mappings=mappings, clock=clock),
+        SYNC_TICKET: TrackerSync(store=store, trackers=trackers, mappings=mappings, planner=planner, notices=notices),
+        RELAY_COMMENT: CommentRelay(store=store, trackers=trackers, mappings=mappings, notices=notices),
     }
     holder: list[JobQueue] = []
     runner = JobRunner(
@@ -172,7 +190,7 @@ def build_deps(
         queue=queue,
         trackers=trackers,
         runner=runner,
-        secret_key=secret_key_for(settings),
+        secret_key=secret_key,
         notices=notices,
         clock=clock,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from bridge.errors import ConfigError, Problem
 from bridge.yamlfile import LoadedYaml, YamlFileError, load_yaml, validate
@@ -99,12 +99,50 @@ class TrackerSettings(_Section):
 
 class MailSettings(_Section):
     smtp_host: str | None = None
+    """Unset: emails are written to the log instead of sent."""
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_username: str | None = None
+    """Set: log in (AUTH) with this user and ``smtp_password``."""
     smtp_password: str | None = None
     smtp_starttls: bool = True
+    """Upgrade a plain connection with STARTTLS (ignored when ``smtp_tls`` is set)."""
+    smtp_tls: bool = False
+    """Implicit TLS from the first byte (SMTPS, usually port 465)."""
+    smtp_ca_file: str | None = None
+    """PEM file of CA certificates to trust instead of the system's (a private mail relay)."""
+    smtp_timeout_seconds: float = Field(30, gt=0)
     mail_from: str | None = None
+    """Sender of notifications, ``support@example.com`` or ``Support <support@example.com>``."""
+    reply_to: str | None = None
+    """Reply address with a ``{token}`` placeholder, e.g. ``support+{token}@example.com``;
+    unset: derived from ``mail_from`` as ``<local>+{token}@<domain>``."""
     notify_debounce_seconds: float = Field(60, ge=0)
+
+    @field_validator("mail_from")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and "@" not in value:
+            raise ValueError("must be an email address such as support@example.com")
+        return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _has_token(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "{token}" not in value or "@" not in value:
+            raise ValueError("must be an address with a {token} placeholder, e.g. support+{token}@example.com")
+        try:
+            value.format(token="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _sender_for_smtp(self) -> MailSettings:
+        if self.smtp_host and not self.mail_from:
+            raise ValueError("mail_from is required when smtp_host is set (set MAIL_FROM)")
+        return self
 
 
 class DeliverySettings(_Section):

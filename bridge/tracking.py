@@ -32,3 +32,21 @@ def status_url(public_url: str, secret_key: str, tracking_id: str) -> str:
 
 def valid_status_signature(secret_key: str, tracking_id: str, signature: str) -> bool:
     return hmac.compare_digest(status_signature(secret_key, tracking_id), signature)
+
+
+# Unsubscribe links are signed for a different purpose than status links, so one can never be
+# turned into the other: a forwarded status link does not let its reader mute the reporter's mail.
+
+
+def unsubscribe_signature(secret_key: str, tracking_id: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"unsubscribe:{tracking_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def unsubscribe_url(public_url: str, secret_key: str, tracking_id: str) -> str:
+    return f"{public_url}/u/{tracking_id}?s={unsubscribe_signature(secret_key, tracking_id)}"
+
+
+def valid_unsubscribe_signature(secret_key: str, tracking_id: str, signature: str) -> bool:
+    # As bytes: a str argument with non-ASCII characters would raise instead of comparing unequal.
+    return hmac.compare_digest(unsubscribe_signature(secret_key, tracking_id).encode(), signature.encode())

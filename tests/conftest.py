@@ -22,7 +22,7 @@ from bridge.config import Settings
 from bridge.domain import Sprint, SprintWindow
 from bridge.mappings import Mappings, load_mappings
 from bridge.web.signatures import sign
-from tests.fakes import FakeTracker
+from tests.fakes import FakeTracker, RecordingMailer
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "test-signing-secret"
@@ -96,8 +96,13 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def mailer() -> RecordingMailer:
+    return RecordingMailer()
+
+
+@pytest.fixture
 def make_deps(
-    tmp_path: Path, mappings: Mappings, tracker: FakeTracker, clock: Clock, database_url: str
+    tmp_path: Path, mappings: Mappings, tracker: FakeTracker, clock: Clock, database_url: str, mailer: RecordingMailer
 ) -> Callable[..., Deps]:
     def build(with_mappings: Mappings | None = None, **sections: dict[str, Any]) -> Deps:
         settings = make_settings(tmp_path, database={"url": database_url}, **sections)
@@ -107,6 +112,7 @@ def make_deps(
             settings,
             with_mappings or mappings,
             huey=huey,
+            mailer=mailer,
             clock=clock,
             trackers={"gitlab": tracker, "jira": FakeTracker("jira")},
         )
