@@ -13,10 +13,9 @@ import click
 from bridge.adapters.store.db import upgrade
 from bridge.bootstrap import Deps, build_deps, build_trackers, load_configuration
 from bridge.config import Settings
-from bridge.domain import Destination
 from bridge.errors import ConfigError
 from bridge.mappings import Mappings
-from bridge.pipeline.route import trackers_in_use
+from bridge.pipeline.route import destinations, trackers_in_use
 
 
 def _configuration() -> tuple[Settings, Mappings]:
@@ -46,7 +45,6 @@ def check_config(online: bool) -> None:
     if not online:
         return
     from bridge.pipeline.plan import SprintPlanner
-    from bridge.pipeline.route import _destination
 
     trackers = build_trackers(settings, trackers_in_use(mappings.routing, settings))
     planner = SprintPlanner(
@@ -56,15 +54,8 @@ def check_config(online: bool) -> None:
         timezone=settings.timezone,
         clock=lambda: datetime.now(UTC),
     )
-    destinations: dict[tuple[str, str, int | None], Destination] = {}
-    for tracker in trackers:
-        dest = _destination(tracker, None, None, settings)
-        destinations[(dest.tracker, dest.project, dest.board_id)] = dest
-    for route in mappings.routing.routes:
-        dest = _destination(route.tracker, route.project, route.board_id, settings)
-        destinations[(dest.tracker, dest.project, dest.board_id)] = dest
     failed = False
-    for dest in destinations.values():
+    for dest in destinations(mappings.routing, settings):
         problems = trackers[dest.tracker].check(dest, planner.query, today=planner.today())
         where = f"{dest.tracker} {dest.project}" + (f" board {dest.board_id}" if dest.board_id else "")
         if problems:
@@ -121,3 +112,10 @@ def replay(job_ids: tuple[int, ...], all_dead: bool) -> None:
 def sweep() -> None:
     """Re-queue due jobs now (the worker also does this every minute)."""
     click.echo(f"re-queued {_deps().runner.sweep()} job(s)")
+
+
+@cli.command()
+def reconcile() -> None:
+    """Ask the trackers what changed since the last run and sync those tickets (the worker
+    does this every few minutes)."""
+    click.echo(f"queued {_deps().reconciler.run()} ticket sync(s)")

@@ -96,8 +96,10 @@ class LabelScheme(_Model):
     source: str
     po_review: str
     needs_planning: str
+    support_review: str = "needs-support-review"
+    """Set when a reporter disputes a declined ticket: a person should look."""
 
-    @field_validator("severity", "kind", "source", "po_review", "needs_planning")
+    @field_validator("severity", "kind", "source", "po_review", "needs_planning", "support_review")
     @classmethod
     def _placeholders_known(cls, value: str) -> str:
         try:

@@ -9,6 +9,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 RUN_JOB_TASK = "bridge.run_job"
 SWEEP_TASK = "bridge.sweep"
+RECONCILE_TASK = "bridge.reconcile"
 
 
 def make_huey(*, redis_url: str | None, sqlite_path: Path, immediate: bool = False) -> Huey:
@@ -22,10 +23,20 @@ def make_huey(*, redis_url: str | None, sqlite_path: Path, immediate: bool = Fal
 class JobQueue:
     """Registers the bridge's tasks on a huey instance and enqueues job ids."""
 
-    def __init__(self, huey: Huey, *, run_job: Callable[[int], None], sweep: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        huey: Huey,
+        *,
+        run_job: Callable[[int], None],
+        sweep: Callable[[], object],
+        reconcile: Callable[[], object],
+        reconcile_minutes: int,
+    ) -> None:
         self.huey = huey
         self._run_job = huey.task(name=RUN_JOB_TASK)(run_job)
+        # Periodic tasks run in every consumer; both are idempotent, so several workers are fine.
         huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(sweep)
+        huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name=RECONCILE_TASK)(reconcile)
 
     def enqueue(self, job_id: int, *, delay: float = 0) -> None:
         if delay > 0:

@@ -154,7 +154,7 @@ def accept_report(
             created_at=now,
             updated_at=now,
         )
-        _insert_with_fresh_tracking_id(session, ticket)
+        insert_with_fresh_tracking_id(session, ticket)
         store.add_status(session, ticket, Status.RECEIVED, now)
         store.new_job(session, kind=FILE_TICKET, ticket_id=ticket.id, now=now)
         return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value)
@@ -189,7 +189,7 @@ def accept_followup(
     return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
 
 
-def _insert_with_fresh_tracking_id(session: Session, ticket: Ticket, attempts: int = 5) -> None:
+def insert_with_fresh_tracking_id(session: Session, ticket: Ticket, attempts: int = 5) -> None:
     """Draw tracking IDs until one is free (40 bits: collisions are rare, not impossible)."""
     for _ in range(attempts):
         ticket.tracking_id = new_tracking_id()

@@ -20,6 +20,13 @@ def trackers_in_use(routing: Routing, settings: Settings) -> set[str]:
     return {settings.trackers.default, *(r.tracker for r in routing.routes)}
 
 
+def destinations(routing: Routing, settings: Settings) -> list[Destination]:
+    """Every project issues can be filed in: the default one and each route's, once."""
+    found = [_destination(settings.trackers.default, None, None, settings)]
+    found += [_destination(r.tracker, r.project, r.board_id, settings) for r in routing.routes]
+    return list(dict.fromkeys(found))
+
+
 def labels_for(
     tracker: str, classification: Classification, report: Report, routing: Routing, *, needs_planning: bool
 ) -> tuple[str, ...]:

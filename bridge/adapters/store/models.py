@@ -132,6 +132,8 @@ class Followup(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     commented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """Set once the comment is in the tracker, so a retry of a later step does not repeat it."""
+    spawned_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    """The new, linked ticket opened for a "not fixed" that came long after resolution."""
 
 
 class Job(Base):
@@ -195,3 +197,12 @@ class Notification(Base):
     message_id: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SyncCursor(Base):
+    """How far reconciliation has read a tracker project's changes."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(250), primary_key=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, Ticket, TrackerEvent
+from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, SyncCursor, Ticket, TrackerEvent
 from bridge.domain import Classification, Destination, IssueRef, Plan, Status
 
 log = logging.getLogger(__name__)
@@ -352,6 +352,30 @@ class Store:
                 )
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def queue_job_once(self, ticket_id: int, *, kind: str) -> bool:
+        """Add a job unless one of that kind is already waiting for the ticket; True if added."""
+        with self.session() as session:
+            waiting = session.scalar(
+                select(Job.id).where(Job.ticket_id == ticket_id, Job.kind == kind, Job.state == PENDING).limit(1)
+            )
+            if waiting is not None:
+                return False
+            self.new_job(session, kind=kind, ticket_id=ticket_id, now=self._now())
+            return True
+
+    def cursor(self, name: str) -> datetime | None:
+        with self.session() as session:
+            row = session.get(SyncCursor, name)
+            return row.synced_at if row else None
+
+    def set_cursor(self, name: str, at: datetime) -> None:
+        with self.session() as session:
+            row = session.get(SyncCursor, name)
+            if row is None:
+                session.add(SyncCursor(name=name, synced_at=at))
+            else:
+                row.synced_at = at
 
     def count_jobs(self) -> dict[str, int]:
         with self.session() as session:

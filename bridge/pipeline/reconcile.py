@@ -1,0 +1,69 @@
+"""Reconciliation: webhooks get lost (and GitLab disables failing hooks), so the worker
+periodically asks each tracker project what changed and syncs those tickets through the
+same ``sync_ticket`` job a webhook would create.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from bridge.adapters.store.repository import Store
+from bridge.adapters.trackers.base import Tracker
+from bridge.config import Settings
+from bridge.errors import BridgeError
+from bridge.mappings import Mappings
+from bridge.pipeline.route import destinations
+from bridge.pipeline.tracker_events import SYNC_TICKET, tracking_id_in
+
+log = logging.getLogger(__name__)
+
+# Read a little before the cursor: tracker clocks and search indexes lag slightly.
+OVERLAP = timedelta(minutes=2)
+FIRST_LOOK_BACK = timedelta(days=1)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        trackers: Mapping[str, Tracker],
+        mappings: Mappings,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._trackers = trackers
+        self._mappings = mappings
+        self._settings = settings
+        self._now = clock
+
+    def run(self) -> int:
+        """Queue a sync for every ticket whose issue changed since the last run; how many."""
+        queued = 0
+        for dest in destinations(self._mappings.routing, self._settings):
+            tracker = self._trackers.get(dest.tracker)
+            if tracker is None:
+                continue
+            cursor = f"{dest.tracker}:{dest.project}"
+            started = self._now()
+            since = self._store.cursor(cursor) or started - FIRST_LOOK_BACK
+            try:
+                changed = tracker.changed_since(dest, since - OVERLAP)
+            except BridgeError as exc:
+                log.warning("reconcile.failed", extra={"tracker": dest.tracker, "project": dest.project,
+                                                       "error": str(exc)})  # fmt: skip
+                continue  # the cursor stays: the next run covers this window again
+            for ref, title in changed:
+                tracking_id = tracking_id_in(title)
+                ticket = self._store.ticket_by_tracking_id(tracking_id) if tracking_id else None
+                if ticket is None or ticket.tracker != dest.tracker or ticket.issue_key != ref.key:
+                    continue
+                if self._store.queue_job_once(ticket.id, kind=SYNC_TICKET):
+                    queued += 1
+            self._store.set_cursor(cursor, started)
+        if queued:
+            log.info("reconcile.queued", extra={"count": queued})
+        return queued
