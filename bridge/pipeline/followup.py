@@ -89,15 +89,26 @@ class FollowupApplier:
                 return  # a retry after the new ticket was made
             resolved = old.resolved_at.date().isoformat() if old.resolved_at else "earlier"
             new = Ticket(
-                status=Status.RECEIVED.value, channel=old.channel, locale=old.locale,
-                reporter_email=old.reporter_email, reporter_name=old.reporter_name, organization=old.organization,
-                conversation_id=old.conversation_id, title=old.title,
+                status=Status.RECEIVED.value,
+                channel=old.channel,
+                locale=old.locale,
+                reporter_email=old.reporter_email,
+                reporter_name=old.reporter_name,
+                organization=old.organization,
+                conversation_id=old.conversation_id,
+                title=old.title,
                 description=f"{followup.message}\n\nFollow-up to {old.tracking_id} (resolved {resolved}): "
-                            "the reporter says the problem is not fixed.",
-                impact=old.impact, declared_priority=old.declared_priority, product=old.product,
-                environment=dict(old.environment or {}), attachments=list(old.attachments or []),
-                reply_token=secrets.token_hex(16), linked_ticket_id=old.id, created_at=now, updated_at=now,
-            )  # fmt: skip
+                "the reporter says the problem is not fixed.",
+                impact=old.impact,
+                declared_priority=old.declared_priority,
+                product=old.product,
+                environment=dict(old.environment or {}),
+                attachments=list(old.attachments or []),
+                reply_token=secrets.token_hex(16),
+                linked_ticket_id=old.id,
+                created_at=now,
+                updated_at=now,
+            )
             insert_with_fresh_tracking_id(session, new)
             self._store.add_status(session, new, Status.RECEIVED, now)
             self._store.new_job(session, kind=FILE_TICKET, ticket_id=new.id, now=now)

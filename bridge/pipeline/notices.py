@@ -36,12 +36,14 @@ class NoticeScheduler:
     def on_status(self, session: Session, ticket: Ticket, event: StatusEvent, now: datetime) -> None:
         received = event.status == Status.RECEIVED.value
         self._add(
-            session, ticket, now,
+            session,
+            ticket,
+            now,
             kind=ACK if received else STATUS,
             dedup_key=f"status:{event.id}",
             status=event.status,
             delay=0 if received else self._debounce,
-        )  # fmt: skip
+        )
         if self._callback:
             Store.new_job(session, kind=CALLBACK, lane=CALLBACK_LANE, ticket_id=ticket.id, subject_id=event.id, now=now)
 
@@ -60,17 +62,34 @@ class NoticeScheduler:
 
     @staticmethod
     def _add(
-        session: Session, ticket: Ticket, now: datetime, *, kind: str, dedup_key: str,
-        status: str | None = None, body: str | None = None, delay: float = 0,
-    ) -> Notification:  # fmt: skip
+        session: Session,
+        ticket: Ticket,
+        now: datetime,
+        *,
+        kind: str,
+        dedup_key: str,
+        status: str | None = None,
+        body: str | None = None,
+        delay: float = 0,
+    ) -> Notification:
         notification = Notification(
-            ticket_id=ticket.id, kind=kind, dedup_key=dedup_key, status=status, body=body,
-            state="pending", created_at=now,
-        )  # fmt: skip
+            ticket_id=ticket.id,
+            kind=kind,
+            dedup_key=dedup_key,
+            status=status,
+            body=body,
+            state="pending",
+            created_at=now,
+        )
         session.add(notification)
         session.flush()
         Store.new_job(
-            session, kind=NOTIFY, lane=NOTIFY_LANE, ticket_id=ticket.id, subject_id=notification.id, now=now,
+            session,
+            kind=NOTIFY,
+            lane=NOTIFY_LANE,
+            ticket_id=ticket.id,
+            subject_id=notification.id,
+            now=now,
             delay=delay,
-        )  # fmt: skip
+        )
         return notification

@@ -53,8 +53,9 @@ class Reconciler:
             try:
                 changed = tracker.changed_since(dest, since - OVERLAP)
             except BridgeError as exc:
-                log.warning("reconcile.failed", extra={"tracker": dest.tracker, "project": dest.project,
-                                                       "error": str(exc)})  # fmt: skip
+                log.warning(
+                    "reconcile.failed", extra={"tracker": dest.tracker, "project": dest.project, "error": str(exc)}
+                )
                 continue  # the cursor stays: the next run covers this window again
             for ref, title in changed:
                 tracking_id = tracking_id_in(title)

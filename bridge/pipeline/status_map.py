@@ -29,9 +29,13 @@ def map_status(tracker: str, issue: IssueSnapshot, current: Status, rules: Statu
     if mapped is None:
         log.warning(
             "status.unmapped",
-            extra={"tracker": tracker, "issue": issue.key, "status_name": issue.status_name,
-                   "status_category": issue.status_category},
-        )  # fmt: skip
+            extra={
+                "tracker": tracker,
+                "issue": issue.key,
+                "status_name": issue.status_name,
+                "status_category": issue.status_category,
+            },
+        )
         return None
     if mapped.status is Status.TRIAGED and current in (*CLOSED_STATUSES, Status.REOPENED):
         # Back from closed with no progress yet: that is what "reopened" means to the reporter.

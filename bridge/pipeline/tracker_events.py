@@ -73,8 +73,9 @@ def parse_gitlab(event: str, payload: dict[str, Any]) -> TrackerHook:
         internal = bool(
             attrs.get("internal") or attrs.get("confidential") or payload.get("event_type") == "confidential_note"
         )
-        comment = Comment(id=str(attrs.get("id")), body=str(attrs.get("note") or ""), author_id=actor,
-                          internal=internal)  # fmt: skip
+        comment = Comment(
+            id=str(attrs.get("id")), body=str(attrs.get("note") or ""), author_id=actor, internal=internal
+        )
         return _hook("gitlab", event, issue.get("title"), issue.get("iid"), actor, (comment,), issue_changed=False)
     raise NotOurs(f"GitLab event {event!r} is not used")
 
@@ -105,8 +106,9 @@ def _jira_comment(raw: dict[str, Any]) -> Comment:
     for prop in raw.get("properties") or []:
         if isinstance(prop, dict) and prop.get("key") == "sd.public.comment":
             internal = internal or bool(_dict(prop.get("value")).get("internal"))
-    return Comment(id=str(raw.get("id")), body=text, author_id=_jira_user_id(_dict(raw.get("author"))),
-                   internal=internal)  # fmt: skip
+    return Comment(
+        id=str(raw.get("id")), body=text, author_id=_jira_user_id(_dict(raw.get("author"))), internal=internal
+    )
 
 
 def _adf_text(node: Any) -> str:
@@ -130,14 +132,27 @@ def _jira_user_id(user: dict[str, Any]) -> str | None:
 
 
 def _hook(
-    tracker: str, event: str, title: object, key: object, actor: str | None,
-    comments: tuple[Comment, ...] = (), *, issue_changed: bool = True,
-) -> TrackerHook:  # fmt: skip
+    tracker: str,
+    event: str,
+    title: object,
+    key: object,
+    actor: str | None,
+    comments: tuple[Comment, ...] = (),
+    *,
+    issue_changed: bool = True,
+) -> TrackerHook:
     tracking_id = tracking_id_in(title)
     if tracking_id is None or key is None:
         raise NotOurs("not an issue the bridge filed")
-    return TrackerHook(tracker=tracker, event=event, tracking_id=tracking_id, issue_key=str(key), actor_id=actor,
-                       comments=comments, issue_changed=issue_changed)  # fmt: skip
+    return TrackerHook(
+        tracker=tracker,
+        event=event,
+        tracking_id=tracking_id,
+        issue_key=str(key),
+        actor_id=actor,
+        comments=comments,
+        issue_changed=issue_changed,
+    )
 
 
 def _dict(value: Any) -> dict[str, Any]:

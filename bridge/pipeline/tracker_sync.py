@@ -121,9 +121,12 @@ class TrackerSync:
         self._store.update_ticket(ticket.id, change)
         log.info(
             "ticket.replanned",
-            extra={"tracking_id": ticket.tracking_id, "severity": severity.value,
-                   "sprint": kept.sprint.name if kept.sprint else None},
-        )  # fmt: skip
+            extra={
+                "tracking_id": ticket.tracking_id,
+                "severity": severity.value,
+                "sprint": kept.sprint.name if kept.sprint else None,
+            },
+        )
 
 
 def _mark_synced(session: Session, ticket: Ticket, now: datetime) -> None:

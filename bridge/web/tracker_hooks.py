@@ -83,9 +83,13 @@ def _accept(deps: Deps, hook: TrackerHook, key: str) -> Response:
         return unavailable
     log.info(
         "tracker_hook.accepted",
-        extra={"tracker": hook.tracker, "event": hook.event, "tracking_id": hook.tracking_id,
-               "duplicate": outcome.duplicate},
-    )  # fmt: skip
+        extra={
+            "tracker": hook.tracker,
+            "event": hook.event,
+            "tracking_id": hook.tracking_id,
+            "duplicate": outcome.duplicate,
+        },
+    )
     return jsonify(status="duplicate" if outcome.duplicate else "accepted", tracking_id=hook.tracking_id)
 
 

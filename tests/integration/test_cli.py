@@ -61,9 +61,17 @@ def test_check_config_online_ok(env: Path) -> None:
     responses.get(f"{GITLAB}/api/v4/projects/acme%2Fsupport", json={"id": 4, "path_with_namespace": "acme/support"})
     responses.get(
         f"{GITLAB}/api/v4/projects/acme%2Fsupport/milestones",
-        json=[{"id": 12, "iid": 3, "title": "Sprint 48", "state": "active", "start_date": "2000-01-01",
-               "due_date": "2999-12-31"}],
-    )  # fmt: skip
+        json=[
+            {
+                "id": 12,
+                "iid": 3,
+                "title": "Sprint 48",
+                "state": "active",
+                "start_date": "2000-01-01",
+                "due_date": "2999-12-31",
+            }
+        ],
+    )
     result = CliRunner().invoke(cli, ["check-config", "--online"])
     assert result.exit_code == 0, result.output
     assert "gitlab acme/support: OK" in result.output
@@ -92,9 +100,19 @@ def test_migrate_then_list_and_replay_dead_letters(env: Path) -> None:
     store = Store(make_engine(f"sqlite:///{env / 'bridge.db'}"), clock=lambda: datetime.now(UTC))
     with store.session() as session:
         now = datetime.now(UTC)
-        ticket = Ticket(tracking_id="ST-ABCDEFGH", status="received", channel="chatbot", locale="en",
-                        reporter_email="a@b.dk", title="t", description="d", environment={}, attachments=[],
-                        created_at=now, updated_at=now)  # fmt: skip
+        ticket = Ticket(
+            tracking_id="ST-ABCDEFGH",
+            status="received",
+            channel="chatbot",
+            locale="en",
+            reporter_email="a@b.dk",
+            title="t",
+            description="d",
+            environment={},
+            attachments=[],
+            created_at=now,
+            updated_at=now,
+        )
         session.add(ticket)
         session.flush()
         job_id = store.new_job(session, kind="file_ticket", ticket_id=ticket.id, now=now).id

@@ -31,9 +31,17 @@ def run(deps: Deps, kind: str) -> None:
 
 
 def not_fixed(client: FlaskClient, ticket: Ticket, event_id: str = "f1") -> None:
-    response = post_event(client, {"event_id": event_id, "type": "report.followup", "tracking_id": ticket.tracking_id,
-                                   "reporter": {"email": ticket.reporter_email}, "message": "Stadig i stykker.",
-                                   "not_fixed": True})  # fmt: skip
+    response = post_event(
+        client,
+        {
+            "event_id": event_id,
+            "type": "report.followup",
+            "tracking_id": ticket.tracking_id,
+            "reporter": {"email": ticket.reporter_email},
+            "message": "Stadig i stykker.",
+            "not_fixed": True,
+        },
+    )
     assert response.status_code == 202
 
 

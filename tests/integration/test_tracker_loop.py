@@ -25,11 +25,23 @@ JIRA_SECRET = "jira-hook-secret"
 
 
 def hook_settings(default: str = "gitlab") -> dict[str, Any]:
-    return {"default": default,
-            "gitlab": {"url": "https://gitlab.example", "token": "t", "project": "acme/support",
-                       "webhook_secret": GITLAB_SECRET},
-            "jira": {"url": "https://jira.example", "user": "u", "api_token": "t", "project": "SUP",
-                     "board_id": 1, "webhook_secret": JIRA_SECRET}}  # fmt: skip
+    return {
+        "default": default,
+        "gitlab": {
+            "url": "https://gitlab.example",
+            "token": "t",
+            "project": "acme/support",
+            "webhook_secret": GITLAB_SECRET,
+        },
+        "jira": {
+            "url": "https://jira.example",
+            "user": "u",
+            "api_token": "t",
+            "project": "SUP",
+            "board_id": 1,
+            "webhook_secret": JIRA_SECRET,
+        },
+    }
 
 
 @pytest.fixture
@@ -67,23 +79,47 @@ def ticket_status(deps: Deps, tracking_id: str) -> str:
 
 
 def issue_hook(tracking_id: str, iid: str, *, user_id: int | str = 7, action: str = "update") -> dict[str, Any]:
-    return {"object_kind": "issue", "event_type": "issue", "user": {"id": user_id, "username": "dev"},
-            "object_attributes": {"iid": int(iid), "title": f"[{tracking_id}] Chat-widget indlæses ikke",
-                                  "action": action, "state": "opened"},
-            "changes": {"labels": {"previous": [], "current": [{"title": "workflow::in progress"}]}}}  # fmt: skip
+    return {
+        "object_kind": "issue",
+        "event_type": "issue",
+        "user": {"id": user_id, "username": "dev"},
+        "object_attributes": {
+            "iid": int(iid),
+            "title": f"[{tracking_id}] Chat-widget indlæses ikke",
+            "action": action,
+            "state": "opened",
+        },
+        "changes": {"labels": {"previous": [], "current": [{"title": "workflow::in progress"}]}},
+    }
 
 
-def note_hook(tracking_id: str, iid: str, note: str, *, note_id: int = 1241, user_id: int | str = 7,
-              internal: bool = False) -> dict[str, Any]:  # fmt: skip
-    return {"object_kind": "note", "event_type": "confidential_note" if internal else "note",
-            "user": {"id": user_id, "username": "dev"},
-            "object_attributes": {"id": note_id, "note": note, "noteable_type": "Issue", "system": False,
-                                  "internal": internal, "action": "create"},
-            "issue": {"iid": int(iid), "title": f"[{tracking_id}] Chat-widget indlæses ikke", "state": "opened"}}  # fmt: skip
+def note_hook(
+    tracking_id: str, iid: str, note: str, *, note_id: int = 1241, user_id: int | str = 7, internal: bool = False
+) -> dict[str, Any]:
+    return {
+        "object_kind": "note",
+        "event_type": "confidential_note" if internal else "note",
+        "user": {"id": user_id, "username": "dev"},
+        "object_attributes": {
+            "id": note_id,
+            "note": note,
+            "noteable_type": "Issue",
+            "system": False,
+            "internal": internal,
+            "action": "create",
+        },
+        "issue": {"iid": int(iid), "title": f"[{tracking_id}] Chat-widget indlæses ikke", "state": "opened"},
+    }
 
 
-def post_gitlab(client: FlaskClient, payload: dict[str, Any], event: str = "Issue Hook", *,
-                token: str = GITLAB_SECRET, key: str | None = None) -> Any:  # fmt: skip
+def post_gitlab(
+    client: FlaskClient,
+    payload: dict[str, Any],
+    event: str = "Issue Hook",
+    *,
+    token: str = GITLAB_SECRET,
+    key: str | None = None,
+) -> Any:
     headers = {"Content-Type": "application/json", "X-Gitlab-Event": event, "X-Gitlab-Token": token}
     if key:
         headers["Idempotency-Key"] = key
@@ -125,8 +161,9 @@ def test_gitlab_hook_without_configured_secret_is_refused(make_deps: Callable[..
 
 def test_gitlab_hook_body_must_be_a_gitlab_event(client: FlaskClient) -> None:
     """A body that is not JSON, or lacks object_kind (a custom template), is 400."""
-    bad = client.post("/webhooks/gitlab", data=b"{nope", headers={"X-Gitlab-Token": GITLAB_SECRET,
-                                                                  "X-Gitlab-Event": "Issue Hook"})  # fmt: skip
+    bad = client.post(
+        "/webhooks/gitlab", data=b"{nope", headers={"X-Gitlab-Token": GITLAB_SECRET, "X-Gitlab-Event": "Issue Hook"}
+    )
     assert bad.status_code == 400
     assert post_gitlab(client, {"hello": "world"}).status_code == 400
 
@@ -179,8 +216,11 @@ def test_gitlab_lifecycle_reaches_the_reporter(
     tracking_id = file_report(client, deps)
     issue = tracker.issues[0]
     assert ticket_status(deps, tracking_id) == "triaged"
-    steps = [(("workflow::in progress",), "opened", "in_progress"), (("workflow::qa",), "opened", "in_qa"),
-             ((), "closed", "resolved")]  # fmt: skip
+    steps = [
+        (("workflow::in progress",), "opened", "in_progress"),
+        (("workflow::qa",), "opened", "in_qa"),
+        ((), "closed", "resolved"),
+    ]
     for labels, state, expected in steps:
         issue.labels = (*issue.labels, *labels)
         issue.state = state
@@ -191,7 +231,12 @@ def test_gitlab_lifecycle_reaches_the_reporter(
     assert ticket is not None
     assert ticket.resolved_at is not None
     assert [e.status for e in deps.store.history(ticket.id)] == [
-        "received", "triaged", "in_progress", "in_qa", "resolved"]  # fmt: skip
+        "received",
+        "triaged",
+        "in_progress",
+        "in_qa",
+        "resolved",
+    ]
     statuses = [n.status for n in notifications(deps, tracking_id) if n.kind == "status"]
     assert statuses == ["triaged", "in_progress", "in_qa", "resolved"]
 
@@ -245,8 +290,11 @@ def test_unknown_jira_status_is_logged_and_ignored(make_deps: Callable[..., Deps
     tracking_id = file_report(client, deps)
     issue = fake.issues[0]
     issue.status_category, issue.status_name = "undefined", "Parked"
-    payload = {"webhookEvent": "jira:issue_updated", "user": {"accountId": "dev-1"},
-               "issue": {"key": issue.key, "fields": {"summary": issue.title}}}  # fmt: skip
+    payload = {
+        "webhookEvent": "jira:issue_updated",
+        "user": {"accountId": "dev-1"},
+        "issue": {"key": issue.key, "fields": {"summary": issue.title}},
+    }
     assert post_jira(client, payload, ident="d-1").get_json()["status"] == "accepted"
     run_all(deps, "sync_ticket")
     assert ticket_status(deps, tracking_id) == "triaged"
@@ -264,16 +312,21 @@ def test_jira_lifecycle_with_priority_change(make_deps: Callable[..., Deps]) -> 
     assert issue.sprint_id == NEXT.id
     assert "severity-medium" in issue.labels
     issue.status_category, issue.status_name, issue.priority = "new", "To Do", "Highest"
-    payload = {"webhookEvent": "jira:issue_updated", "user": {"accountId": "support-1"},
-               "issue": {"key": issue.key, "fields": {"summary": issue.title}}}  # fmt: skip
+    payload = {
+        "webhookEvent": "jira:issue_updated",
+        "user": {"accountId": "support-1"},
+        "issue": {"key": issue.key, "fields": {"summary": issue.title}},
+    }
     assert post_jira(client, payload, ident="p-1").get_json()["status"] == "accepted"
     run_all(deps, "sync_ticket")
     ticket = deps.store.ticket_by_tracking_id(tracking_id)
     assert ticket is not None
     assert (ticket.severity, ticket.kind, ticket.sprint_id) == ("critical", "hotfix", CURRENT.id)
     assert issue.sprint_id == CURRENT.id
-    assert "severity-critical" in issue.labels and "hotfix" in issue.labels
-    assert "severity-medium" not in issue.labels and "bugfix" not in issue.labels
+    assert "severity-critical" in issue.labels
+    assert "hotfix" in issue.labels
+    assert "severity-medium" not in issue.labels
+    assert "bugfix" not in issue.labels
     assert [n.kind for n in notifications(deps, tracking_id)].count("plan") == 1
     issue.status_category, issue.status_name = "indeterminate", "In QA"
     post_jira(client, payload, ident="p-2")
@@ -291,7 +344,7 @@ def test_gitlab_severity_label_change_replans_and_relabels(
     tracking_id = file_report(client, deps, **event)
     issue = tracker.issues[0]
     assert issue.sprint_id == NEXT.id
-    issue.labels = tuple(label for label in issue.labels if label != "severity::medium") + ("severity::critical",)
+    issue.labels = (*tuple(label for label in issue.labels if label != "severity::medium"), "severity::critical")
     post_gitlab(client, issue_hook(tracking_id, issue.key), key="severity")
     run_all(deps, "sync_ticket")
     assert issue.sprint_id == CURRENT.id
@@ -328,8 +381,9 @@ def test_internal_and_own_comments_never_reach_the_reporter(
     """Internal notes stay in the tracker; the bridge's own comments are not echoed."""
     tracking_id = file_report(client, deps)
     iid = tracker.issues[0].key
-    post_gitlab(client, note_hook(tracking_id, iid, "Kunden er irriterende", note_id=1, internal=True),
-                "Confidential Note Hook")  # fmt: skip
+    post_gitlab(
+        client, note_hook(tracking_id, iid, "Kunden er irriterende", note_id=1, internal=True), "Confidential Note Hook"
+    )
     own = note_hook(tracking_id, iid, "The reporter added: ...", note_id=2, user_id=tracker.account().id)
     post_gitlab(client, own, "Note Hook")
     run_all(deps, "relay_comment")
@@ -340,8 +394,9 @@ def test_marked_comment_policy(make_deps: Callable[..., Deps], mappings: Any, tr
     """With public: marked, only comments starting with the marker go out, without the marker."""
     import dataclasses
 
-    status = mappings.status.model_copy(update={"comments": mappings.status.comments.model_copy(
-        update={"public": "marked"})})  # fmt: skip
+    status = mappings.status.model_copy(
+        update={"comments": mappings.status.comments.model_copy(update={"public": "marked"})}
+    )
     deps = make_deps(dataclasses.replace(mappings, status=status), trackers=hook_settings())
     client = create_app(deps=deps).test_client()
     tracking_id = file_report(client, deps)
@@ -358,13 +413,27 @@ def test_jira_comment_visibility(make_deps: Callable[..., Deps]) -> None:
     tracking_id = file_report(client, deps)
     key, title = fake.issues[0].key, fake.issues[0].title
     for ident, comment in [
-        ("c1", {"id": "1", "body": "intern", "author": {"accountId": "dev"}, "visibility": {"type": "role",
-                                                                                          "value": "Developers"}}),
+        (
+            "c1",
+            {
+                "id": "1",
+                "body": "intern",
+                "author": {"accountId": "dev"},
+                "visibility": {"type": "role", "value": "Developers"},
+            },
+        ),
         ("c2", {"id": "2", "body": "jsm intern", "author": {"accountId": "dev"}, "jsdPublic": False}),
         ("c3", {"id": "3", "body": "Vi kigger på det", "author": {"accountId": "dev"}}),
-    ]:  # fmt: skip
-        post_jira(client, {"webhookEvent": "comment_created", "comment": comment,
-                           "issue": {"key": key, "fields": {"summary": title}}}, ident=ident)  # fmt: skip
+    ]:
+        post_jira(
+            client,
+            {
+                "webhookEvent": "comment_created",
+                "comment": comment,
+                "issue": {"key": key, "fields": {"summary": title}},
+            },
+            ident=ident,
+        )
     run_all(deps, "relay_comment")
     assert [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"] == ["Vi kigger på det"]
 

@@ -15,9 +15,17 @@ def gitlab(open_: bool = True, *labels: str) -> IssueSnapshot:
 
 def jira(
     category: str, name: str = "", resolution: str | None = None, status_id: str = "1", priority: str = "High"
-) -> IssueSnapshot:  # noqa: E501
-    return IssueSnapshot(key="SUP-1", title="[ST-7K3Q9X2M] x", open=category != "done", status_id=status_id,
-                         status_name=name, status_category=category, resolution=resolution, priority=priority)  # fmt: skip
+) -> IssueSnapshot:
+    return IssueSnapshot(
+        key="SUP-1",
+        title="[ST-7K3Q9X2M] x",
+        open=category != "done",
+        status_id=status_id,
+        status_name=name,
+        status_category=category,
+        resolution=resolution,
+        priority=priority,
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,8 +96,9 @@ def test_gitlab_severity_label(
         ("Custom", Severity.HIGH, None),
     ],
 )
-def test_jira_priority_is_the_severity(priority: str, current: Severity, expected: Severity | None,
-                                       mappings: Mappings) -> None:  # fmt: skip
+def test_jira_priority_is_the_severity(
+    priority: str, current: Severity, expected: Severity | None, mappings: Mappings
+) -> None:
     """In Jira, support changes the priority; the bridge reads severity from it."""
     scheme = mappings.routing.labels["jira"]
     issue = jira("new", "To Do", priority=priority)
