@@ -33,6 +33,7 @@ from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
 from bridge.pipeline.notices import CALLBACK, NOTIFY, NoticeScheduler
 from bridge.pipeline.notify import Notifier, build_mailer
 from bridge.pipeline.plan import SprintPlanner
+from bridge.pipeline.reconcile import Reconciler
 from bridge.pipeline.route import trackers_in_use
 from bridge.pipeline.tracker_events import RELAY_COMMENT, SYNC_TICKET
 from bridge.pipeline.tracker_sync import CommentRelay, TrackerSync
@@ -53,6 +54,7 @@ class Deps:
     queue: JobQueue
     trackers: Mapping[str, Tracker]
     runner: JobRunner
+    reconciler: Reconciler
     secret_key: str
     notices: NoticeScheduler
     clock: Callable[[], datetime] = utc_now
@@ -157,7 +159,7 @@ def build_deps(
     secret_key = secret_key_for(settings)
     handlers: dict[str, Handler] = {
         FILE_TICKET: TicketFiler(store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner),
-        APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers),
+        APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers, mappings=mappings, clock=clock),
         NOTIFY: Notifier(
             store=store,
             mailer=mailer or build_mailer(settings),
@@ -180,7 +182,14 @@ def build_deps(
     )
     if huey is None:
         huey = make_huey(redis_url=settings.queue.redis_url, sqlite_path=settings.queue_sqlite_path)
-    queue = JobQueue(huey, run_job=runner.run, sweep=runner.sweep)
+    reconciler = Reconciler(store=store, trackers=trackers, mappings=mappings, settings=settings, clock=clock)
+    queue = JobQueue(
+        huey,
+        run_job=runner.run,
+        sweep=runner.sweep,
+        reconcile=reconciler.run,
+        reconcile_minutes=settings.delivery.reconcile_minutes,
+    )
     holder.append(queue)
     store.enqueue = lambda job_id, delay: queue.enqueue(job_id, delay=delay)
     return Deps(
@@ -190,6 +199,7 @@ def build_deps(
         queue=queue,
         trackers=trackers,
         runner=runner,
+        reconciler=reconciler,
         secret_key=secret_key,
         notices=notices,
         clock=clock,

@@ -133,7 +133,7 @@ class MailSettings(_Section):
         if "{token}" not in value or "@" not in value:
             raise ValueError("must be an address with a {token} placeholder, e.g. support+{token}@example.com")
         try:
-            value.format(token="t")
+            value.format_map({"token": "t"})
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"unknown placeholder: {exc}") from None
         return value
@@ -151,7 +151,8 @@ class DeliverySettings(_Section):
     backoff_max_seconds: float = Field(1800, gt=0)
     lease_seconds: float = Field(300, gt=0)
     """A running job not finished after this long is considered lost (worker killed)."""
-    sweep_interval_seconds: int = Field(60, ge=5)
+    reconcile_minutes: int = Field(5, ge=1, le=59)
+    """How often the trackers are asked what changed, in case a webhook was lost."""
 
 
 class IntakeSettings(_Section):

@@ -23,17 +23,29 @@ def accept_tracker_hook(store: Store, hook: TrackerHook, *, delivery_key: str) -
 
     def build(session: Session, now: datetime) -> tuple[int, dict[str, Any]]:
         if hook.issue_changed:
-            event = TrackerEvent(ticket_id=ticket_id, tracker=hook.tracker, kind="issue", received_at=now,
-                                 payload={"event": hook.event, "actor_id": hook.actor_id})  # fmt: skip
+            event = TrackerEvent(
+                ticket_id=ticket_id,
+                tracker=hook.tracker,
+                kind="issue",
+                received_at=now,
+                payload={"event": hook.event, "actor_id": hook.actor_id},
+            )
             session.add(event)
             session.flush()
             store.new_job(session, kind=SYNC_TICKET, ticket_id=ticket_id, subject_id=event.id, now=now)
         for comment in hook.comments:
             event = TrackerEvent(
-                ticket_id=ticket_id, tracker=hook.tracker, kind="comment", received_at=now,
-                payload={"id": comment.id, "body": comment.body, "author_id": comment.author_id,
-                         "internal": comment.internal},
-            )  # fmt: skip
+                ticket_id=ticket_id,
+                tracker=hook.tracker,
+                kind="comment",
+                received_at=now,
+                payload={
+                    "id": comment.id,
+                    "body": comment.body,
+                    "author_id": comment.author_id,
+                    "internal": comment.internal,
+                },
+            )
             session.add(event)
             session.flush()
             store.new_job(session, kind=RELAY_COMMENT, ticket_id=ticket_id, subject_id=event.id, now=now)
