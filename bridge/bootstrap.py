@@ -31,7 +31,7 @@ from bridge.pipeline.file_ticket import TicketFiler
 from bridge.pipeline.followup import FollowupApplier
 from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
 from bridge.pipeline.notices import CALLBACK, NOTIFY, NoticeScheduler
-from bridge.pipeline.notify import Notifier, build_mailer
+from bridge.pipeline.notify import EmailTemplates, Notifier, build_mailer
 from bridge.pipeline.plan import SprintPlanner
 from bridge.pipeline.reconcile import Reconciler
 from bridge.pipeline.route import trackers_in_use
@@ -81,6 +81,10 @@ def check_configuration(settings: Settings, loaded: LoadedYaml | None = None) ->
         problems.extend(exc.problems)
     if mappings is not None:
         problems.extend(tracker_problems(settings, trackers_in_use(mappings.routing, settings), loaded))
+        try:
+            EmailTemplates(mappings.templates_dir, mappings.wording)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if not settings.chatbot.signing_secrets:
         problems.append(_missing(loaded, ("chatbot", "signing_secrets"), "CHATBOT_SIGNING_SECRET"))
     if problems or mappings is None:

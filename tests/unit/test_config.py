@@ -187,3 +187,22 @@ def test_bad_status_text_placeholder_is_refused(tmp_path: Path) -> None:
     assert problem.key == "declined"
     assert problem.file.endswith("templates/en/status.yaml")
     assert problem.line is not None
+
+
+def test_broken_email_template_fails_check_config(tmp_path: Path) -> None:
+    """check-config (and start-up) names a broken email template with its file and line."""
+    from bridge.config import Settings
+
+    directory = _copy_mappings(tmp_path)
+    template = directory / "templates" / "da" / "email" / "ack.txt.j2"
+    template.write_text(template.read_text() + "\n{% if %}\n")
+    settings = Settings.model_validate(
+        {
+            "mappings_dir": str(directory),
+            "chatbot": {"signing_secrets": ["s"]},
+            "trackers": {"gitlab": {"url": "https://g", "token": "t", "project": "p"}},
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        check_configuration(settings)
+    assert any(p.file.endswith("da/email/ack.txt.j2") and p.line for p in info.value.problems)
