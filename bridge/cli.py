@@ -84,9 +84,9 @@ def jobs(state: str | None, limit: int) -> None:
     counts = deps.store.count_jobs()
     click.echo("jobs: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     for job in deps.store.jobs(state=state, limit=limit):
-        ticket = deps.store.ticket(job.ticket_id)
+        subject = deps.store.ticket(job.ticket_id).tracking_id if job.ticket_id else f"subject #{job.subject_id}"
         error = f"  {job.last_error}" if job.last_error and job.state != "done" else ""
-        click.echo(f"#{job.id} {job.kind:<15} {ticket.tracking_id} {job.state:<8} attempts={job.attempts}{error}")
+        click.echo(f"#{job.id} {job.kind:<15} {subject} {job.state:<8} attempts={job.attempts}{error}")
 
 
 @cli.command()

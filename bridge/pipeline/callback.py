@@ -70,7 +70,7 @@ class ChatbotCallback:
 
     def payload(self, job: Job) -> dict[str, Any]:
         """The body for the status event ``job.subject_id``; ``LookupError`` if it is gone."""
-        ticket = self._store.ticket(job.ticket_id)
+        ticket = self._store.job_ticket(job)
         event = next((e for e in self._store.history(ticket.id) if e.id == job.subject_id), None)
         if event is None:
             raise LookupError(f"status event {job.subject_id} of ticket {job.ticket_id} does not exist")

@@ -121,7 +121,7 @@ class TicketFiler:
         self._planner = planner
 
     def __call__(self, job: Job) -> None:
-        ticket = self._store.ticket(job.ticket_id)
+        ticket = self._store.job_ticket(job)
         if ticket.issue_key:
             return  # filed by an earlier attempt that died before finishing the job
         report = report_of(ticket)

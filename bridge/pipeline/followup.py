@@ -47,7 +47,7 @@ class FollowupApplier:
 
     def __call__(self, job: Job) -> None:
         assert job.subject_id is not None, "apply_followup jobs name their follow-up"
-        ticket = self._store.ticket(job.ticket_id)
+        ticket = self._store.job_ticket(job)
         followup = self._store.followup(job.subject_id)
         dest, ref = destination_of(ticket), issue_ref_of(ticket)
         if dest is None or ref is None:

@@ -60,7 +60,7 @@ class TrackerSync:
         self._notices = notices
 
     def __call__(self, job: Job) -> None:
-        ticket = self._store.ticket(job.ticket_id)
+        ticket = self._store.job_ticket(job)
         dest, ref, tracker = _filed(self._store, self._trackers, ticket)
         if job.subject_id is not None:
             actor = self._store.tracker_event(job.subject_id).payload.get("actor_id")
@@ -146,7 +146,7 @@ class CommentRelay:
         assert job.subject_id is not None, "relay_comment jobs name their tracker event"
         event = self._store.tracker_event(job.subject_id)
         comment = event.payload
-        ticket = self._store.ticket(job.ticket_id)
+        ticket = self._store.job_ticket(job)
         _, _, tracker = _filed(self._store, self._trackers, ticket)
         if comment.get("internal"):
             return  # internal notes never leave the tracker

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -149,7 +150,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(30))
     lane: Mapped[str] = mapped_column(String(10), default="tracker", server_default="tracker")
     """Jobs of one ticket run in order within their lane (tracker writes, notifications)."""
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    """None for work that has no ticket yet (an inbound email still to be read)."""
     subject_id: Mapped[int | None] = mapped_column(Integer)
     """The follow-up (or other row) the job acts on, when not the ticket itself."""
     state: Mapped[str] = mapped_column(String(10))
@@ -206,3 +208,27 @@ class SyncCursor(Base):
 
     name: Mapped[str] = mapped_column(String(250), primary_key=True)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InboundEmail(Base):
+    """One received email, kept as delivered (for replay) with what became of it."""
+
+    __tablename__ = "inbound_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    """``mailgun``, ``sendgrid``, ``postmark``, ``raw`` or ``imap``."""
+    message_key: Mapped[str] = mapped_column(String(255), unique=True)
+    """The RFC 5322 Message-ID (or a hash of the message): a second delivery is the same message."""
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The full RFC 822 message, when the provider sent it."""
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The provider's parsed fields, when it sent no raw message."""
+    sender: Mapped[str | None] = mapped_column(String(320), index=True)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    """``pending``, ``ticket``, ``followup``, ``ignored`` (machine mail), ``held`` (rate limit),
+    ``unsubscribed`` or ``rejected`` (unreadable; reason says why)."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -151,6 +151,12 @@ class Store:
                 raise LookupError(f"ticket {ticket_id} does not exist")
             return ticket
 
+    def job_ticket(self, job: Job) -> Ticket:
+        """The ticket a job works on; LookupError (a dead letter) for a job that has none."""
+        if job.ticket_id is None:
+            raise LookupError(f"job {job.id} ({job.kind}) is not about a ticket")
+        return self.ticket(job.ticket_id)
+
     def ticket_by_tracking_id(self, tracking_id: str) -> Ticket | None:
         with self.session() as session:
             return session.scalar(select(Ticket).where(Ticket.tracking_id == tracking_id))
