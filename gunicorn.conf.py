@@ -14,3 +14,6 @@ keepalive = 5
 accesslog = "-" if os.environ.get("ACCESS_LOG") else None
 # Trust X-Forwarded-* only from the local proxy (the default); widen via FORWARDED_ALLOW_IPS.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which two
+# services on one machine would share; the bridge does not use it.
+control_socket_disable = True

@@ -6,8 +6,11 @@ Tests pass fakes through ``overrides`` instead of patching import paths.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,9 +133,17 @@ def secret_key_for(settings: Settings) -> str:
         return settings.server.secret_key
     path = settings.path(settings.server.instance_dir) / "secret_key"
     if not path.exists():
+        # Several processes may start at once: write a private temp file, then link it into
+        # place, which succeeds for exactly one of them; the others read the winner's key.
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            os.unlink(temp)
     return path.read_text().strip()
 
 

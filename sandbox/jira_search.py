@@ -29,6 +29,8 @@ def facts(store: JiraStore, issue: JiraIssue) -> dict[str, list[str]]:
         "priority": [issue.priority.name, issue.priority.id],
         "resolution": [issue.resolution.name, issue.resolution.id] if issue.resolution else [],
         "issuetype": [issue.issuetype.name, issue.issuetype.id],
+        "created": [issue.created.isoformat()],
+        "updated": [issue.updated.isoformat()],
     }
     return {k: [v.lower() for v in vs] for k, vs in values.items()}
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 FIELDS: dict[str, str] = {
     "project": "project",
@@ -34,6 +36,10 @@ FIELDS: dict[str, str] = {
     "updated": "updated",
 }
 TEXT_FIELDS = frozenset({"summary", "description", "text"})
+DATE_FIELDS = frozenset({"created", "updated"})
+COMPARISONS = (">=", ">", "<=", "<")
+# Jira reads dates in the searching user's time zone; the sandbox's users all live here.
+USER_TIME_ZONE = ZoneInfo("Europe/Copenhagen")
 ORDER_FIELDS = frozenset({"created", "updated", "key", "priority", "status", "summary"})
 
 _TOKEN = re.compile(
@@ -155,6 +161,10 @@ class _Parser:
                 raise JqlError("Error in the JQL Query: Expecting EMPTY or NULL after IS.")
             return Clause(field, "is not" if negate else "is", ())
         op = self.next("an operator")
+        if op.kind == "op" and op.text in COMPARISONS and field in DATE_FIELDS:
+            value = self.value()
+            parse_date(value.text)  # refuse a malformed date now, as Jira does
+            return Clause(field, op.text, (value,))
         if op.kind != "op" or op.text not in ("=", "!=", "~", "!~"):
             raise JqlError(
                 f"Error in the JQL Query: The operator '{op.text}' is not supported by the sandbox "
@@ -237,6 +247,16 @@ def _phrase(text: str) -> str:
     return text.lower()
 
 
+def parse_date(text: str) -> datetime:
+    """``yyyy-MM-dd``, ``yyyy/MM/dd`` and either with ``HH:mm``, in the user's time zone."""
+    for fmt in ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=USER_TIME_ZONE)
+        except ValueError:
+            continue
+    raise JqlError(f"Date value '{text}' for field is invalid. Valid formats include: 'yyyy/MM/dd HH:mm'.")
+
+
 def clause_matches(
     clause: Clause,
     facts: Mapping[str, list[str]],
@@ -244,6 +264,11 @@ def clause_matches(
 ) -> bool:
     """Whether an issue described by ``facts`` (lower-cased values per field) satisfies ``clause``."""
     have = facts.get(clause.field, [])
+    if clause.op in COMPARISONS:
+        if not have:
+            return False
+        when, limit = datetime.fromisoformat(have[0]), parse_date(clause.values[0].text)
+        return {">=": when >= limit, ">": when > limit, "<=": when <= limit, "<": when < limit}[clause.op]
     if clause.op in ("~", "!~"):
         found = _phrase(clause.values[0].text) in " ".join(have)
         return found if clause.op == "~" else not found

@@ -196,3 +196,18 @@ def test_edit_labels_and_metadata_endpoints(jr: jira.JIRA) -> None:
     assert sprint_field["id"] == "customfield_10020"
     assert jr.project("SUP").id == "10000"
     assert jr.myself()["emailAddress"] == "bridge@example.com"
+
+
+def test_jql_date_comparison_on_updated(url: str, http: requests.Session) -> None:
+    """`updated >= "yyyy-MM-dd HH:mm"` (in the user's time zone) finds recently changed issues, as Jira does."""
+    fields = {"project": {"key": "SUP"}, "issuetype": {"name": "Bug"}, "summary": "dated"}
+    created = http.post(f"{url}/rest/api/2/issue", json={"fields": fields}, timeout=5).json()
+
+    def keys(jql: str) -> list[str]:
+        found = http.get(f"{url}/rest/api/2/search", params={"jql": jql}, timeout=5).json()
+        return [issue["key"] for issue in found["issues"]]
+
+    assert created["key"] in keys('project = SUP AND updated >= "2000-01-01 00:00"')
+    assert created["key"] not in keys('project = SUP AND updated >= "2999-01-01 00:00"')
+    bad = http.get(f"{url}/rest/api/2/search", params={"jql": 'updated >= "yesterday"'}, timeout=5)
+    assert bad.status_code == 400

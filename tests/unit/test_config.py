@@ -206,3 +206,19 @@ def test_broken_email_template_fails_check_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         check_configuration(settings)
     assert any(p.file.endswith("da/email/ack.txt.j2") and p.line for p in info.value.problems)
+
+
+def test_generated_secret_key_is_shared_by_concurrent_processes(tmp_path: Path) -> None:
+    """Many processes starting at once all end up with the same, private status-link key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bridge.bootstrap import secret_key_for
+    from bridge.config import Settings
+
+    settings = Settings.model_validate({"server": {"instance_dir": str(tmp_path / "instance")}})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = set(pool.map(lambda _: secret_key_for(settings), range(32)))
+    assert len(keys) == 1
+    assert len(keys.pop()) >= 32
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o077 == 0
+    assert [p.name for p in (tmp_path / "instance").iterdir()] == ["secret_key"]
