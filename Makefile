@@ -43,6 +43,14 @@ web: venv
 worker: venv
 	$(BIN)/python -m bridge.worker
 
+## Benchmarks (bench/README.md): intake ceiling, latencies, backlog drain, scale; ~20 min, BENCH_QUICK=1 ~4 min.
+.PHONY: bench
+bench: venv
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(BIN)/python -m bench
+
 ## Re-pin requirements.txt from requirements.in in a scratch environment.
 lock:
 	rm -rf /tmp/bridge-lock && $(PYTHON) -m venv /tmp/bridge-lock

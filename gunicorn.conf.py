@@ -1,6 +1,9 @@
 """gunicorn settings; every value can be overridden on the command line or by GUNICORN_CMD_ARGS."""
 
 import os
+from pathlib import Path
+
+from bridge import metrics
 
 # All interfaces in production; `make run` binds loopback through BIND.
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
@@ -17,3 +20,31 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which two
 # services on one machine would share; the bridge does not use it.
 control_socket_disable = True
+
+
+# Metrics (prometheus-client multi-process mode): every web worker, and a job worker on the same
+# machine, write their counts into one directory that GET /metrics adds up. PROMETHEUS_MULTIPROC_DIR,
+# or instance/prometheus when unset. Set up here, in the master, before any web worker is forked.
+def _instance_dir() -> Path:
+    from bridge.config import load_settings
+    from bridge.errors import ConfigError
+
+    try:
+        settings, _ = load_settings()
+    except ConfigError:
+        return Path("instance")  # the web workers report the problem when they load the app
+    return settings.path(settings.server.instance_dir)
+
+
+METRICS_DIR = metrics.multiprocess_dir(_instance_dir())
+metrics.use_multiprocess_dir(METRICS_DIR)
+
+
+def on_starting(server: object) -> None:
+    """A fresh start: the counts of earlier runs go (the files of processes that no longer run)."""
+    metrics.remove_dead_process_files(METRICS_DIR)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A web worker exited: its live gauges go; its counts stay in the totals."""
+    metrics.mark_process_dead(getattr(worker, "pid", 0), str(METRICS_DIR))

@@ -20,16 +20,19 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         deps = build_deps(settings, mappings)
 
     from bridge.cli import cli
-    from bridge.web import api, chatbot, health, status_page, tracker_hooks, unsubscribe
+    from bridge.web import api, chatbot, email_intake, health, status_page, tracker_hooks, unsubscribe
     from bridge.web.problems import register_error_handlers
+    from bridge.web.request_id import bp as request_id_bp
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = deps.settings.server.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bridge"] = deps
     register_error_handlers(app)
+    app.register_blueprint(request_id_bp)  # first: every request's log lines carry its id
     app.register_blueprint(health.bp)
     app.register_blueprint(chatbot.bp)
+    app.register_blueprint(email_intake.bp)
     app.register_blueprint(tracker_hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(status_page.bp)

@@ -21,6 +21,7 @@ from flask import current_app
 from huey import Huey
 
 from bridge.adapters.mail import Mailer
+from bridge.adapters.mail.imap import ImapPoller
 from bridge.adapters.queue import JobQueue, make_huey
 from bridge.adapters.store.db import make_engine
 from bridge.adapters.store.repository import Store
@@ -30,6 +31,14 @@ from bridge.errors import ConfigError, Problem
 from bridge.jobs import Handler, JobRunner
 from bridge.mappings import Mappings, load_mappings
 from bridge.pipeline.callback import ChatbotCallback
+from bridge.pipeline.email_intake import (
+    PROCESS_EMAIL,
+    UPLOAD_ATTACHMENTS,
+    AttachmentUploader,
+    Delivered,
+    EmailIntake,
+    EmailProcessor,
+)
 from bridge.pipeline.file_ticket import TicketFiler
 from bridge.pipeline.followup import FollowupApplier
 from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
@@ -60,6 +69,9 @@ class Deps:
     reconciler: Reconciler
     secret_key: str
     notices: NoticeScheduler
+    email_intake: EmailIntake
+    imap_poller: ImapPoller | None = None
+    """Set when ``imap.enabled``: the worker polls the mailbox with it."""
     clock: Callable[[], datetime] = utc_now
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -186,7 +198,11 @@ def build_deps(
         CALLBACK: ChatbotCallback(store=store, settings=settings, mappings=mappings, clock=clock),
         SYNC_TICKET: TrackerSync(store=store, trackers=trackers, mappings=mappings, planner=planner, notices=notices),
         RELAY_COMMENT: CommentRelay(store=store, trackers=trackers, mappings=mappings, notices=notices),
+        PROCESS_EMAIL: EmailProcessor(store=store, settings=settings, mappings=mappings, clock=clock),
+        UPLOAD_ATTACHMENTS: AttachmentUploader(store=store, trackers=trackers, settings=settings),
     }
+    email_intake = EmailIntake(store=store, settings=settings, clock=clock)
+    imap_poller = build_imap_poller(settings, email_intake)
     holder: list[JobQueue] = []
     runner = JobRunner(
         store=store,
@@ -204,6 +220,8 @@ def build_deps(
         sweep=runner.sweep,
         reconcile=reconciler.run,
         reconcile_minutes=settings.delivery.reconcile_minutes,
+        imap_poll=poll_quietly(imap_poller) if imap_poller is not None else None,
+        imap_minutes=settings.imap.poll_minutes,
     )
     holder.append(queue)
     store.enqueue = lambda job_id, delay: queue.enqueue(job_id, delay=delay)
@@ -217,5 +235,31 @@ def build_deps(
         reconciler=reconciler,
         secret_key=secret_key,
         notices=notices,
+        email_intake=email_intake,
+        imap_poller=imap_poller,
         clock=clock,
     )
+
+
+def build_imap_poller(settings: Settings, intake: EmailIntake) -> ImapPoller | None:
+    """The mailbox poller when ``imap.enabled``; it stores through the same path as ``/webhooks/email/raw``."""
+    if not settings.imap.enabled:
+        return None
+
+    def store(raw: bytes) -> bool:
+        return not intake.store(Delivered(source="imap", raw=raw)).duplicate
+
+    return ImapPoller(settings.imap, store=store)
+
+
+def poll_quietly(poller: ImapPoller) -> Callable[[], None]:
+    """The periodic task: a failed poll (server down, login refused) is one warning, and the next
+    run simply tries again; a message is only moved after it was stored, so nothing is lost."""
+
+    def poll() -> None:
+        try:
+            poller.poll()
+        except Exception as exc:
+            log.warning("imap.poll_failed", extra={"mailbox": repr(poller), "error": f"{type(exc).__name__}: {exc}"})
+
+    return poll

@@ -6,13 +6,15 @@ They read the same ``config.yaml`` as the service and work without the web proce
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
 
 import click
 
 from bridge.adapters.store.db import upgrade
 from bridge.bootstrap import Deps, build_deps, build_trackers, load_configuration
 from bridge.config import Settings
+from bridge.domain import Status
 from bridge.errors import ConfigError
 from bridge.mappings import Mappings
 from bridge.pipeline.route import destinations, trackers_in_use
@@ -119,3 +121,265 @@ def reconcile() -> None:
     """Ask the trackers what changed since the last run and sync those tickets (the worker
     does this every few minutes)."""
     click.echo(f"queued {_deps().reconciler.run()} ticket sync(s)")
+
+
+# --- looking at tickets ---------------------------------------------------------------------------
+
+
+def _when(moment: datetime | date | None) -> str:
+    if moment is None:
+        return "-"
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.isoformat()
+
+
+@cli.command()
+@click.option("--status", type=click.Choice([s.value for s in Status]), default=None, help="Only this status.")
+@click.option("--limit", default=50, show_default=True)
+def tickets(status: str | None, limit: int) -> None:
+    """List tickets, newest first: tracking ID, status, severity, tracker issue, created (no personal data)."""
+    deps = _deps()
+    click.echo(f"{'TRACKING ID':<14} {'STATUS':<12} {'SEVERITY':<9} {'ISSUE':<24} CREATED")
+    for row in deps.store.tickets(status=status, limit=limit):
+        issue = f"{row.tracker} {row.issue_key}" if row.issue_key else "-"
+        severity = row.severity or "-"
+        click.echo(f"{row.tracking_id:<14} {row.status:<12} {severity:<9} {issue:<24} {_when(row.created_at)}")
+
+
+@cli.command()
+@click.argument("tracking_id")
+@click.option("--show-personal-data", is_flag=True, help="Also show the reporter's name and email address.")
+def ticket(tracking_id: str, show_personal_data: bool) -> None:
+    """Everything about one ticket: decisions, issue, history, jobs with their last errors, notifications.
+
+    The reporter's name and email address are left out (and addresses in the report's text masked)
+    unless --show-personal-data is given.
+    """
+    from bridge.adapters.mail import mask_addresses
+
+    deps = _deps()
+    row = deps.store.ticket_by_tracking_id(tracking_id.strip().upper())
+    if row is None:
+        click.echo(f"no ticket {tracking_id!r}", err=True)
+        sys.exit(1)
+
+    def text(value: str | None) -> str:
+        if not value:
+            return "-"
+        return value if show_personal_data else mask_addresses(value)
+
+    echo = click.echo
+    reason = f" ({row.status_reason})" if row.status_reason else ""
+    echo(f"{row.tracking_id}  status: {row.status}{reason}")
+    echo(f"  channel: {row.channel}  locale: {row.locale}")
+    echo(f"  created: {_when(row.created_at)}  updated: {_when(row.updated_at)}")
+    if show_personal_data:
+        name = f"{row.reporter_name} " if row.reporter_name else ""
+        echo(f"  reporter: {name}<{row.reporter_email}>")
+    else:
+        echo("  reporter: (hidden; --show-personal-data shows it)")
+    echo(f"  organization: {row.organization or '-'}  product: {row.product or '-'}")
+    echo(f"  declared priority: {row.declared_priority or '-'}  conversation: {row.conversation_id or '-'}")
+    echo(f"  title: {text(row.title)}")
+    echo(f"  impact: {text(row.impact)}")
+    echo("  description:")
+    for line in text(row.description).splitlines() or ["-"]:
+        echo(f"    {line}")
+    po = {True: "yes", False: "no", None: "-"}[row.po_review]
+    echo(f"  severity: {row.severity or '-'}  kind: {row.kind or '-'}  product-owner review: {po}")
+    echo(f"  rules: {', '.join(str(r) for r in row.rules or []) or '-'}")
+    board = f" board {row.board_id}" if row.board_id else ""
+    echo(f"  destination: {row.tracker or '-'} {row.project or '-'}{board}")
+    echo(f"  issue: {row.issue_key or '-'} {row.issue_url or ''}".rstrip())
+    if row.sprint_name:
+        sprint = f"{row.sprint_slot or '-'}: {row.sprint_name} ({_when(row.sprint_start)} to {_when(row.sprint_due)})"
+    else:
+        sprint = "needs planning" if row.planned else "not planned yet"
+    echo(f"  sprint: {sprint}")
+    linked = deps.store.ticket(row.linked_ticket_id).tracking_id if row.linked_ticket_id else "-"
+    echo(f"  notifications muted: {'yes' if row.notifications_muted else 'no'}  follows up: {linked}")
+    echo(f"  resolved: {_when(row.resolved_at)}  last tracker sync: {_when(row.tracker_synced_at)}")
+
+    echo("history:")
+    for event in deps.store.history(row.id):
+        echo(f"  {_when(event.at)}  {event.status}")
+    echo("jobs:")
+    for job in deps.store.ticket_jobs(row.id):
+        due = f" next: {_when(job.next_attempt_at)}" if job.state == "pending" else ""
+        echo(
+            f"  #{job.id} {job.kind:<15} lane={job.lane:<8} {job.state:<8} attempts={job.attempts}{due}"
+            f" request={job.request_id or '-'}"
+        )
+        if job.last_error:
+            echo(f"      last error: {text(job.last_error)}")
+    echo("notifications:")
+    for note in deps.store.ticket_notifications(row.id):
+        told = f" status={note.status}" if note.status else ""
+        when = f"created: {_when(note.created_at)} sent: {_when(note.sent_at)}"
+        echo(f"  #{note.id} {note.kind:<8} {note.state:<10}{told} {when}")
+    followups = deps.store.ticket_followups(row.id)
+    if followups:
+        echo("follow-ups:")
+        for item in followups:
+            flags = " not fixed" if item.not_fixed else ""
+            echo(f"  #{item.id} {_when(item.created_at)}{flags} commented: {_when(item.commented_at)}")
+            echo(f"      {text(' '.join(item.message.split()))[:300]}")
+
+
+# --- tracker webhooks -----------------------------------------------------------------------------
+
+
+@cli.command("setup-webhooks")
+@click.option("--tracker", "only", type=click.Choice(["gitlab", "jira"]), default=None, help="Only this tracker.")
+@click.option("--dry-run", is_flag=True, help="List the trackers' hooks and say what would change; change nothing.")
+@click.option(
+    "--no-ssl-verification", is_flag=True, help="GitLab: do not verify the bridge's TLS certificate (test set-ups)."
+)
+def setup_webhooks(only: str | None, dry_run: bool, no_ssl_verification: bool) -> None:
+    """Register the bridge's webhook, with its secret, in the GitLab project(s) and the Jira site.
+
+    Idempotent: a hook that already points at <BRIDGE_PUBLIC_URL>/webhooks/<tracker> is updated
+    (events, secret, filter), never added twice. Exit 1 if any tracker failed.
+    """
+    from bridge.adapters.trackers.gitlab import GitLabTracker
+    from bridge.adapters.trackers.jira import JiraTracker
+    from bridge.domain import Destination
+    from bridge.errors import BridgeError
+
+    settings, mappings = _configuration()
+    used = trackers_in_use(mappings.routing, settings)
+    names = [only] if only else sorted(used)
+    public = settings.server.public_url
+    host = urlsplit(public).hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1"):
+        click.echo(f"warning: BRIDGE_PUBLIC_URL is {public}; the tracker must be able to reach it", err=True)
+    dests = destinations(mappings.routing, settings)
+    trackers = build_trackers(settings, set(names))
+    failed = False
+    for name in names:
+        secret = settings.trackers.gitlab.webhook_secret if name == "gitlab" else settings.trackers.jira.webhook_secret
+        variable = "GITLAB_WEBHOOK_SECRET" if name == "gitlab" else "JIRA_WEBHOOK_SECRET"
+        if not secret:
+            click.echo(f"{name}: {variable} is not set: the bridge would refuse every delivery", err=True)
+            failed = True
+            continue
+        url = f"{public}/webhooks/{name}"
+        tracker = trackers.get(name)
+        section = settings.trackers.gitlab if name == "gitlab" else settings.trackers.jira
+        # The projects routing files into; the configured one when routing uses none of this tracker's.
+        projects = sorted({d.project for d in dests if d.tracker == name}) or [p for p in [section.project] if p]
+        if not section.url or not projects:
+            click.echo(f"{name}: not configured (set {name.upper()}_URL and {name.upper()}_PROJECT)", err=True)
+            failed = True
+            continue
+        try:
+            if isinstance(tracker, GitLabTracker):
+                for project in projects:
+                    done = tracker.ensure_webhook(
+                        Destination(tracker=name, project=project),
+                        url=url,
+                        secret=secret,
+                        ssl_verification=not no_ssl_verification,
+                        dry_run=dry_run,
+                    )
+                    hook = f" #{done.hook_id}" if done.hook_id else ""
+                    click.echo(
+                        f"gitlab {project}: {done.action} hook{hook} -> {url} (issues, confidential issues, "
+                        f"comments, confidential comments; no push events; token from {variable})"
+                    )
+                    _warn_duplicates(f"gitlab {project}", done.duplicates)
+            elif isinstance(tracker, JiraTracker):
+                jql = _jira_project_filter(projects)
+                done = tracker.ensure_webhook(url=url, secret=secret, jql=jql, dry_run=dry_run)
+                hook = f" #{done.hook_id}" if done.hook_id else ""
+                click.echo(
+                    f"jira: {done.action} webhook{hook} -> {url} (issue created, issue updated, comment created; "
+                    f"filter {jql!r}; secret from {variable})"
+                )
+                _warn_duplicates("jira", done.duplicates)
+            else:
+                click.echo(f"{name}: not configured", err=True)
+                failed = True
+        except BridgeError as exc:
+            click.echo(f"{name}: {exc}", err=True)
+            failed = True
+    sys.exit(1 if failed else 0)
+
+
+def _warn_duplicates(where: str, count: int) -> None:
+    if count:
+        click.echo(f"{where}: {count} more hook(s) with the same URL; delete them in the tracker", err=True)
+
+
+def _jira_project_filter(keys: list[str]) -> str:
+    quoted = [key if key.isalnum() else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"' for key in keys]
+    if len(quoted) == 1:
+        return f"project = {quoted[0]}"
+    return f"project in ({', '.join(quoted)})"
+
+
+# --- inbound email --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "ticket", "followup", "ignored", "held", "unsubscribed", "rejected"]),
+    default=None,
+    help="Only emails in this state (held: over the rate limit; rejected: unreadable).",
+)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--show-personal-data", is_flag=True, help="Show sender addresses unmasked.")
+def emails(state: str | None, limit: int, show_personal_data: bool) -> None:
+    """List inbound emails, newest first, with what became of each and why (``--state held`` for the
+    ones over the rate limit, ``--state rejected`` for the unreadable; both can be processed again)."""
+    from sqlalchemy import select
+
+    from bridge.adapters.mail import mask_addresses
+    from bridge.adapters.store.models import InboundEmail, Ticket
+
+    def text(value: str | None) -> str:
+        if not value:
+            return "-"
+        return value if show_personal_data else mask_addresses(value)
+
+    deps = _deps()
+    with deps.store.session() as session:
+        query = select(InboundEmail, Ticket.tracking_id).outerjoin(Ticket, Ticket.id == InboundEmail.ticket_id)
+        if state:
+            query = query.where(InboundEmail.state == state)
+        rows = session.execute(query.order_by(InboundEmail.id.desc()).limit(limit)).all()
+    for email, tracking_id in rows:
+        reason = f"  {text(email.reason)}" if email.reason else ""
+        ticket_text = tracking_id or "-"
+        click.echo(
+            f"#{email.id} {email.state:<12} {email.source:<8} {ticket_text:<12} "
+            f"{email.received_at:%Y-%m-%d %H:%M} {text(email.sender)}{reason}"
+        )
+
+
+def _reprocess(inbound_id: int, *, release: bool) -> None:
+    from bridge.pipeline.email_intake import NotReplayable, reprocess
+
+    deps = _deps()
+    try:
+        reprocess(deps.store, inbound_id, now=deps.clock(), release=release)
+    except (LookupError, NotReplayable) as exc:
+        click.echo(str(exc.args[0] if exc.args else exc), err=True)
+        sys.exit(1)
+    click.echo(f"#{inbound_id} queued for processing{' past the rate limit' if release else ''}")
+
+
+@cli.command("email-release")
+@click.argument("inbound_id", type=int)
+def email_release(inbound_id: int) -> None:
+    """Process a held email (over the sender's hourly limit) as a new report after all."""
+    _reprocess(inbound_id, release=True)
+
+
+@cli.command("email-replay")
+@click.argument("inbound_id", type=int)
+def email_replay(inbound_id: int) -> None:
+    """Process a rejected, ignored or held email again from its stored original (e.g. after a fix)."""
+    _reprocess(inbound_id, release=False)

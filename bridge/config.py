@@ -157,7 +157,57 @@ class DeliverySettings(_Section):
 
 class IntakeSettings(_Section):
     email_inbound_token: str | None = None
+    """Shared secret of the email endpoints: basic-auth password, bearer token or ``?token=``."""
     mailgun_signing_key: str | None = None
+    """Mailgun's HTTP webhook signing key; the Mailgun endpoint then also accepts its signature."""
+    mailgun_max_age_seconds: int = Field(300, ge=1)
+    """A Mailgun signature older (or newer) than this is refused as stale."""
+    max_email_bytes: int = Field(26_214_400, ge=1024)
+    """Largest request body an email endpoint takes (413 above), 25 MiB by default."""
+    max_attachment_bytes: int = Field(10_485_760, ge=0)
+    """Attachments up to this size are uploaded to the tracker issue; larger ones are only named."""
+    new_tickets_per_sender_hour: int = Field(10, ge=1)
+    """More new tickets than this in an hour from one address are held for review."""
+
+
+class ImapSettings(_Section):
+    """A plain mailbox the worker reads mail from (alongside or instead of a provider's webhook)."""
+
+    enabled: bool = False
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    """Unset: 993 with ``tls``, else 143."""
+    tls: bool = True
+    """Implicit TLS from the first byte (IMAPS)."""
+    starttls: bool = True
+    """Upgrade a plain connection with STARTTLS (ignored when ``tls`` is set)."""
+    ca_file: str | None = None
+    """PEM file of CA certificates to trust instead of the system's (a private mail server)."""
+    user: str | None = None
+    password: str | None = None
+    folder: str = Field("INBOX", min_length=1)
+    processed_folder: str | None = "Processed"
+    """Where each message is moved once stored; unset: it stays and is flagged ``\\Seen`` + a keyword."""
+    poll_minutes: int = Field(1, ge=1, le=59)
+    """How often the worker polls the mailbox."""
+    idle_seconds: float = Field(40, ge=0, le=55)
+    """After a poll, wait this long in IDLE (when the server offers it) to take new mail at once."""
+    batch_size: int = Field(100, ge=1)
+    """At most this many messages per poll; the rest come with the next one."""
+    timeout_seconds: float = Field(30, gt=0)
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> ImapSettings:
+        if self.enabled:
+            missing = [name for name in ("host", "user", "password") if not getattr(self, name)]
+            if missing:
+                variables = ", ".join(f"IMAP_{name.upper()}" for name in missing)
+                raise ValueError(f"enabled needs {', '.join(missing)} (set {variables})")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls else 143)
 
 
 class PrivacySettings(_Section):
@@ -177,6 +227,7 @@ class Settings(_Section):
     mail: MailSettings = MailSettings()
     delivery: DeliverySettings = DeliverySettings()
     intake: IntakeSettings = IntakeSettings()
+    imap: ImapSettings = ImapSettings()
     privacy: PrivacySettings = PrivacySettings()
     admin: AdminSettings = AdminSettings()
     timezone: str = "Europe/Copenhagen"

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from bridge import metrics
 from bridge.adapters.store.models import Job
 from bridge.adapters.store.repository import Store
 from bridge.config import DeliverySettings
 from bridge.errors import PermanentError, RetryableError
+from bridge.logs import new_request_id, request_id
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +66,44 @@ class JobRunner:
         job = self._store.claim(job_id, lease=timedelta(seconds=self._delivery.lease_seconds))
         if job is None:
             return  # not due yet, already finished, or another worker holds it
+        # The request that created the job (or a fresh id): on every log line of this run and on
+        # the jobs it creates.
+        token = request_id.set(job.request_id or new_request_id())
+        try:
+            self._run(job)
+        finally:
+            request_id.reset(token)
+
+    def _run(self, job: Job) -> None:
         blocker = self._store.blocking_job(job)
         if blocker is not None:
             # The older job wakes this one when it ends; the sweep is the fallback if that is lost.
-            log.info("job.blocked", extra={"job_id": job.id, "blocked_by": blocker})
+            log.info("job.blocked", extra={"job_id": job.id, "kind": job.kind, "blocked_by": blocker})
+            metrics.job_run(job.kind, "blocked")
             self._store.reschedule(job.id, at=job.next_attempt_at, error=None, count_attempt=False)
             return
         handler = self._handlers.get(job.kind)
         if handler is None:
             self._dead(job, f"no handler for job kind {job.kind!r}")
             return
+        started = time.perf_counter()
         try:
             handler(job)
         except RetryableError as exc:
-            self._retry(job, str(exc), exc.retry_after)
+            self._retry(job, str(exc), exc.retry_after, started=started)
         except (PermanentError, LookupError) as exc:
-            self._dead(job, str(exc))
+            self._dead(job, str(exc), started=started)
         except Exception as exc:
             # A bug, not the tracker: keep the job and retry, so a fixed deploy can finish it.
             log.exception("job.crashed", extra={"job_id": job.id, "kind": job.kind})
-            self._retry(job, f"unexpected {type(exc).__name__}: {exc}", None)
+            self._retry(job, f"unexpected {type(exc).__name__}: {exc}", None, started=started)
         else:
-            log.info("job.done", extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts})
+            duration = time.perf_counter() - started
+            log.info(
+                "job.done",
+                extra={"job_id": job.id, "kind": job.kind, "attempts": job.attempts, "duration_s": round(duration, 3)},
+            )
+            metrics.job_run(job.kind, "done", duration)
             self._wake(self._store.finish(job.id))
 
     def sweep(self) -> int:
@@ -96,7 +115,7 @@ class JobRunner:
             log.info("sweep.requeued", extra={"count": len(job_ids)})
         return len(job_ids)
 
-    def _retry(self, job: Job, error: str, retry_after: float | None) -> None:
+    def _retry(self, job: Job, error: str, retry_after: float | None, *, started: float) -> None:
         delay = backoff_seconds(
             job.attempts,
             retry_after=retry_after,
@@ -108,8 +127,9 @@ class JobRunner:
         horizon = job.retry_from + timedelta(hours=self._delivery.retry_horizon_hours)
         if now + timedelta(seconds=delay) > horizon:
             hours = (now - job.retry_from).total_seconds() / 3600
-            self._dead(job, f"gave up after {job.attempts} attempts over {hours:.1f} h: {error}")
+            self._dead(job, f"gave up after {job.attempts} attempts over {hours:.1f} h: {error}", started=started)
             return
+        metrics.job_run(job.kind, "retry", time.perf_counter() - started)
         log.warning(
             "job.retry",
             extra={
@@ -123,8 +143,9 @@ class JobRunner:
         self._store.reschedule(job.id, at=now + timedelta(seconds=delay), error=error)
         self._enqueue(job.id, delay)
 
-    def _dead(self, job: Job, reason: str) -> None:
+    def _dead(self, job: Job, reason: str, *, started: float | None = None) -> None:
         log.error("job.dead", extra={"job_id": job.id, "kind": job.kind, "reason": reason})
+        metrics.job_run(job.kind, "dead", None if started is None else time.perf_counter() - started)
         self._wake(self._store.finish(job.id, dead_reason=reason))
 
     def _wake(self, next_job_id: int | None) -> None:

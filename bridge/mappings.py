@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bridge.domain import Severity, SprintSlot, Status
 from bridge.errors import ConfigError, Problem
+from bridge.pipeline.email_rules import EmailRules
 from bridge.wording import StatusTexts, load_wording
 from bridge.yamlfile import YamlFileError, load_yaml, validate
 
@@ -208,6 +209,8 @@ class Mappings:
     routing: Routing
     sprints: SprintPolicy
     status: StatusMap
+    email: EmailRules
+    """Sender domains, languages and reply phrases of the email intake (``email.yaml``)."""
     wording: dict[str, StatusTexts]
     """Status texts per locale (``da``, ``en``)."""
     templates_dir: Path
@@ -218,6 +221,7 @@ _FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "routing": ("routing.yaml", Routing),
     "sprints": ("sprints.yaml", SprintPolicy),
     "status": ("status.yaml", StatusMap),
+    "email": ("email.yaml", EmailRules),
 }
 
 
@@ -244,4 +248,5 @@ def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mapp
         routing=parsed["routing"],  # type: ignore[arg-type]
         sprints=parsed["sprints"],  # type: ignore[arg-type]
         status=parsed["status"],  # type: ignore[arg-type]
+        email=parsed["email"],  # type: ignore[arg-type]
     )

@@ -2,12 +2,18 @@
 
 It runs filing and follow-up jobs and, every minute, the sweep that re-queues
 work the queue lost. Stop it any time: a killed job is taken again after its lease.
+
+Its metrics go into the same multi-process directory as the web process's on this machine
+(``PROMETHEUS_MULTIPROC_DIR``, else ``instance/prometheus``), so the web's ``GET /metrics`` shows
+them. On a machine without a web process, ``WORKER_METRICS_PORT`` serves them itself.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
+from bridge import metrics
 from bridge.bootstrap import Deps, build_deps, load_configuration
 from bridge.errors import ConfigError
 from bridge.logs import configure_logging
@@ -35,6 +41,10 @@ def main() -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 3
+    metrics.use_multiprocess_dir(metrics.multiprocess_dir(settings.path(settings.server.instance_dir)))
+    port = os.environ.get("WORKER_METRICS_PORT")
+    if port:
+        metrics.serve(int(port))
     run_consumer(build_deps(settings, mappings))
     return 0
 

@@ -33,6 +33,8 @@ class FakeIssue:
     """Jira-ish: ``new``, ``indeterminate`` or ``done``; None for a GitLab-ish issue."""
     resolution: str | None = None
     updated_at: datetime = field(default_factory=_utcnow)
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(filename, content type, content) of every file uploaded to the issue."""
 
 
 class FakeTracker:
@@ -137,6 +139,14 @@ class FakeTracker:
         if labels != tuple(found.labels):
             found.labels = labels
             found.updated_at = self.now()
+
+    def upload_attachment(
+        self, dest: Destination, ref: IssueRef, *, filename: str, content_type: str, content: bytes
+    ) -> None:
+        self._maybe_fail("upload_attachment")
+        found = self._existing(ref)
+        found.attachments.append((filename, content_type, content))
+        found.updated_at = self.now()
 
     def account(self) -> Account:
         self._maybe_fail("account")

@@ -10,6 +10,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 RUN_JOB_TASK = "bridge.run_job"
 SWEEP_TASK = "bridge.sweep"
 RECONCILE_TASK = "bridge.reconcile"
+IMAP_TASK = "bridge.imap_poll"
 
 
 def make_huey(*, redis_url: str | None, sqlite_path: Path, immediate: bool = False) -> Huey:
@@ -31,12 +32,19 @@ class JobQueue:
         sweep: Callable[[], object],
         reconcile: Callable[[], object],
         reconcile_minutes: int,
+        imap_poll: Callable[[], object] | None = None,
+        imap_minutes: int = 1,
     ) -> None:
         self.huey = huey
         self._run_job = huey.task(name=RUN_JOB_TASK)(run_job)
-        # Periodic tasks run in every consumer; both are idempotent, so several workers are fine.
+        # Periodic tasks run in every consumer; all are idempotent, so several workers are fine.
         huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(sweep)
         huey.periodic_task(crontab(minute=f"*/{reconcile_minutes}"), name=RECONCILE_TASK)(reconcile)
+        if imap_poll is not None:
+            # One bounded poll per run (IDLE included), not a loop: a crashed or killed poll is
+            # simply the next run. Two workers polling at once store each message once (unique
+            # message key) and the second MOVE of a message is a no-op.
+            huey.periodic_task(crontab(minute=f"*/{imap_minutes}"), name=IMAP_TASK)(imap_poll)
 
     def enqueue(self, job_id: int, *, delay: float = 0) -> None:
         if delay > 0:

@@ -2,7 +2,9 @@
 
 "Not fixed" on a resolved ticket reopens the issue; long after resolution it opens a
 new ticket linked to the old one instead. A declined ticket is never reopened by the
-reporter: the message is added and support is flagged. Anything else is a comment.
+reporter: the message is added and support is flagged. An email reply about a resolved
+ticket that says neither "fixed" nor clearly "not fixed" (``needs_review``) is added and
+flagged the same way. Anything else is a comment.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ class FollowupApplier:
             tracker.reopen(dest, ref)
             self._store.set_status(ticket.id, Status.REOPENED)
             log.info("ticket.reopened", extra={"tracking_id": ticket.tracking_id, "issue": ref.key})
-        elif followup.not_fixed and status is Status.DECLINED:
+        elif (followup.not_fixed and status is Status.DECLINED) or (
+            followup.needs_review and status is Status.RESOLVED
+        ):
+            # A disputed decline, or an email reply about a resolved ticket whose meaning is unclear.
             label = self._mappings.routing.labels[dest.tracker].support_review  # type: ignore[index]
             tracker.update_labels(dest, ref, add=[label], remove=[])
             log.info("ticket.support_flagged", extra={"tracking_id": ticket.tracking_id, "issue": ref.key})

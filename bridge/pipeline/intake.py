@@ -154,9 +154,7 @@ def accept_report(
             created_at=now,
             updated_at=now,
         )
-        insert_with_fresh_tracking_id(session, ticket)
-        store.add_status(session, ticket, Status.RECEIVED, now)
-        store.new_job(session, kind=FILE_TICKET, ticket_id=ticket.id, now=now)
+        open_ticket(store, session, ticket, now)
         return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value)
 
     return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
@@ -180,13 +178,40 @@ def accept_followup(
     ticket_id, tracking_id, status = ticket.id, ticket.tracking_id, ticket.status
 
     def build(session: Session, now: datetime) -> tuple[int, dict[str, Any]]:
-        followup = Followup(ticket_id=ticket_id, message=event.message, not_fixed=event.not_fixed, created_at=now)
-        session.add(followup)
-        session.flush()
-        store.new_job(session, kind=APPLY_FOLLOWUP, ticket_id=ticket_id, subject_id=followup.id, now=now)
+        add_followup(store, session, ticket_id=ticket_id, message=event.message, not_fixed=event.not_fixed, now=now)
         return ticket_id, response_for(tracking_id, status)
 
     return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
+
+
+def open_ticket(store: Store, session: Session, ticket: Ticket, now: datetime) -> None:
+    """Insert a new ticket (drawing its tracking ID), its ``received`` status and its filing job.
+
+    Shared by every channel: the status schedules the acknowledgement, the job files the issue.
+    """
+    insert_with_fresh_tracking_id(session, ticket)
+    store.add_status(session, ticket, Status.RECEIVED, now)
+    store.new_job(session, kind=FILE_TICKET, ticket_id=ticket.id, now=now)
+
+
+def add_followup(
+    store: Store,
+    session: Session,
+    *,
+    ticket_id: int,
+    message: str,
+    not_fixed: bool,
+    now: datetime,
+    needs_review: bool = False,
+) -> Followup:
+    """Store a follow-up on a ticket and queue the job that takes it to the tracker."""
+    followup = Followup(
+        ticket_id=ticket_id, message=message, not_fixed=not_fixed, needs_review=needs_review, created_at=now
+    )
+    session.add(followup)
+    session.flush()
+    store.new_job(session, kind=APPLY_FOLLOWUP, ticket_id=ticket_id, subject_id=followup.id, now=now)
+    return followup
 
 
 def insert_with_fresh_tracking_id(session: Session, ticket: Ticket, attempts: int = 5) -> None:

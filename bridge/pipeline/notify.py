@@ -38,12 +38,13 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bridge import metrics
 from bridge.adapters.mail import Mailer
 from bridge.adapters.store.models import Job, Notification, Ticket
 from bridge.adapters.store.repository import Store
 from bridge.config import Settings
 from bridge.domain import Kind, SprintSlot, Status
-from bridge.errors import ConfigError, PermanentError, Problem
+from bridge.errors import BridgeError, ConfigError, PermanentError, Problem
 from bridge.mappings import Mappings
 from bridge.pipeline.notices import ACK, COMMENT, PLAN, STATUS
 from bridge.pipeline.ticket_view import DEFAULT_DECLINE_REASON, locale_of, planned_for, status_text
@@ -377,9 +378,14 @@ class Notifier:
         outgoing = self._decide(job.subject_id)
         if outgoing is None:
             return
-        message = self.compose(outgoing)
-        self._mailer.send(message)  # raises RetryableError/PermanentError: the row stays pending
+        try:
+            message = self.compose(outgoing)
+            self._mailer.send(message)  # raises RetryableError/PermanentError: the row stays pending
+        except BridgeError:
+            metrics.notification(outgoing.kind, "failed")
+            raise
         self._mark_sent(outgoing, str(message["Message-ID"]))
+        metrics.notification(outgoing.kind, "sent")
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -434,6 +440,7 @@ class Notifier:
     @staticmethod
     def _close(note: Notification, ticket: Ticket, state: str, reason: str) -> None:
         note.state = state
+        metrics.notification(note.kind, state)
         log.info(
             f"notify.{state}",
             extra={"notification_id": note.id, "tracking_id": ticket.tracking_id, "kind": note.kind, "reason": reason},

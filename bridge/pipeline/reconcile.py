@@ -9,10 +9,12 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from bridge import metrics
 from bridge.adapters.store.repository import Store
 from bridge.adapters.trackers.base import Tracker
 from bridge.config import Settings
 from bridge.errors import BridgeError
+from bridge.logs import new_request_id, request_id
 from bridge.mappings import Mappings
 from bridge.pipeline.route import destinations
 from bridge.pipeline.tracker_events import SYNC_TICKET, tracking_id_in
@@ -42,6 +44,14 @@ class Reconciler:
 
     def run(self) -> int:
         """Queue a sync for every ticket whose issue changed since the last run; how many."""
+        # One id for the run: its log lines and the sync jobs it queues carry it.
+        token = request_id.set(request_id.get() or new_request_id())
+        try:
+            return self._run()
+        finally:
+            request_id.reset(token)
+
+    def _run(self) -> int:
         queued = 0
         for dest in destinations(self._mappings.routing, self._settings):
             tracker = self._trackers.get(dest.tracker)
@@ -56,15 +66,19 @@ class Reconciler:
                 log.warning(
                     "reconcile.failed", extra={"tracker": dest.tracker, "project": dest.project, "error": str(exc)}
                 )
+                metrics.reconcile_run(dest.tracker, ok=False)
                 continue  # the cursor stays: the next run covers this window again
+            queued_here = 0
             for ref, title in changed:
                 tracking_id = tracking_id_in(title)
                 ticket = self._store.ticket_by_tracking_id(tracking_id) if tracking_id else None
                 if ticket is None or ticket.tracker != dest.tracker or ticket.issue_key != ref.key:
                     continue
                 if self._store.queue_job_once(ticket.id, kind=SYNC_TICKET):
-                    queued += 1
+                    queued_here += 1
             self._store.set_cursor(cursor, started)
+            metrics.reconcile_run(dest.tracker, ok=True, queued=queued_here)
+            queued += queued_here
         if queued:
             log.info("reconcile.queued", extra={"count": queued})
         return queued

@@ -10,7 +10,9 @@ from typing import Any
 from flask import Blueprint, Response, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from bridge import metrics
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.intake import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
 from bridge.tracking import status_url
@@ -21,13 +23,28 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("chatbot", __name__)
 
+CHANNEL = "chatbot"
+
+
+def _rejected(status: int, title: str, detail: str, *, slug: str, **extra: Any) -> Response:
+    """A refusal: one log line, one count (``rejected_<slug>``), the problem answer."""
+    reason = slug.replace("-", "_")
+    log.info("chatbot.rejected", extra={"reason": reason, "status": status})
+    metrics.report(CHANNEL, f"rejected_{reason}")
+    return problem(status, title, detail, slug=slug, **extra)
+
 
 @bp.post("/webhooks/chatbot")
 def receive() -> Response:
     deps = current_deps()
     if request.mimetype != "application/json":
-        return problem(415, "Unsupported Media Type", "send the event as application/json", slug="content-type")
-    body = request.get_data(cache=False)
+        return _rejected(415, "Unsupported Media Type", "send the event as application/json", slug="content-type")
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        log.info("chatbot.rejected", extra={"reason": "too_large", "status": 413})
+        metrics.report(CHANNEL, "rejected_too_large")
+        raise
     chatbot = deps.settings.chatbot
     try:
         verify_chatbot_signature(
@@ -38,16 +55,15 @@ def receive() -> Response:
             tolerance=chatbot.replay_window_seconds,
         )
     except SignatureError as exc:
-        log.info("chatbot.rejected", extra={"reason": "signature"})
-        return problem(401, "Invalid signature", str(exc), slug="signature")
+        return _rejected(401, "Invalid signature", str(exc), slug="signature")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        return problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}", slug="malformed-json")
+        return _rejected(400, "Malformed JSON", f"the body is not valid JSON: {exc}", slug="malformed-json")
     try:
         event = chatbot_event.validate_python(payload)
     except ValidationError as exc:
-        return problem(
+        return _rejected(
             400, "Invalid event", "the event does not match the schema", slug="schema", errors=field_errors(exc)
         )
 
@@ -59,12 +75,13 @@ def receive() -> Response:
         else:
             accepted = accept_followup(deps.store, event, delivery_key=delivery_key, response_for=respond)
     except UnknownTicket:
-        return problem(
+        return _rejected(
             404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket"
         )
     except DBAPIError:
         # Nothing was stored: say so, so the chatbot retries instead of believing it was accepted.
         log.exception("chatbot.store_failed")
+        metrics.report(CHANNEL, "rejected_store_failed")
         unavailable = problem(503, "Service Unavailable", "the report could not be stored; retry shortly", slug="store")
         unavailable.headers["Retry-After"] = "5"
         return unavailable
@@ -76,6 +93,7 @@ def receive() -> Response:
             "duplicate": accepted.duplicate,
         },
     )
+    metrics.report(CHANNEL, "duplicate" if accepted.duplicate else "accepted")
     return Response(
         json.dumps(accepted.response), status=200 if accepted.duplicate else 202, mimetype="application/json"
     )

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import DBAPIError
 
+from bridge import metrics
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.tracker_events import NotOurs, TrackerHook, parse_gitlab, parse_jira
 from bridge.pipeline.tracker_intake import accept_tracker_hook
@@ -30,14 +31,16 @@ def gitlab() -> Response:
     deps = current_deps()
     secret = deps.settings.trackers.gitlab.webhook_secret
     if not secret:
+        _rejected("gitlab", "not_configured")
         return problem(401, "Not configured", "GitLab webhooks are not configured (GITLAB_WEBHOOK_SECRET)")
     given = request.headers.get("X-Gitlab-Token", "")
     if not hmac.compare_digest(given.encode(), secret.encode()):
-        log.info("tracker_hook.rejected", extra={"tracker": "gitlab", "reason": "token"})
+        _rejected("gitlab", "token")
         return problem(401, "Invalid token", "X-Gitlab-Token does not match the configured secret", slug="token")
     body = request.get_data(cache=False)
     payload = _json_object(body)
     if payload is None or "object_kind" not in payload:
+        _rejected("gitlab", "malformed")
         return problem(400, "Not a GitLab webhook", "expected a JSON object with object_kind", slug="malformed-json")
     event = request.headers.get("X-Gitlab-Event", "")
     key = request.headers.get("Idempotency-Key") or f"{request.headers.get('X-Gitlab-Event-UUID', '')}:{_digest(body)}"
@@ -53,15 +56,17 @@ def jira() -> Response:
     deps = current_deps()
     secret = deps.settings.trackers.jira.webhook_secret
     if not secret:
+        _rejected("jira", "not_configured")
         return problem(401, "Not configured", "Jira webhooks are not configured (JIRA_WEBHOOK_SECRET)")
     body = request.get_data(cache=False)
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     given = request.headers.get("X-Hub-Signature", "").strip().lower()
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        log.info("tracker_hook.rejected", extra={"tracker": "jira", "reason": "signature"})
+        _rejected("jira", "signature")
         return problem(401, "Invalid signature", "X-Hub-Signature is not sha256=<HMAC of the body>", slug="signature")
     payload = _json_object(body)
     if payload is None or "webhookEvent" not in payload:
+        _rejected("jira", "malformed")
         return problem(400, "Not a Jira webhook", "expected a JSON object with webhookEvent", slug="malformed-json")
     key = request.headers.get("X-Atlassian-Webhook-Identifier") or _digest(body)
     try:
@@ -78,6 +83,7 @@ def _accept(deps: Deps, hook: TrackerHook, key: str) -> Response:
         return _ignored(hook.tracker, str(exc))
     except DBAPIError:
         log.exception("tracker_hook.store_failed", extra={"tracker": hook.tracker})
+        metrics.webhook(hook.tracker, "failed")
         unavailable = problem(503, "Service Unavailable", "the event could not be stored; retry", slug="store")
         unavailable.headers["Retry-After"] = "5"
         return unavailable
@@ -85,17 +91,24 @@ def _accept(deps: Deps, hook: TrackerHook, key: str) -> Response:
         "tracker_hook.accepted",
         extra={
             "tracker": hook.tracker,
-            "event": hook.event,
+            "hook_event": hook.event,
             "tracking_id": hook.tracking_id,
             "duplicate": outcome.duplicate,
         },
     )
+    metrics.webhook(hook.tracker, "duplicate" if outcome.duplicate else "accepted")
     return jsonify(status="duplicate" if outcome.duplicate else "accepted", tracking_id=hook.tracking_id)
 
 
 def _ignored(tracker: str, reason: str) -> Response:
     log.info("tracker_hook.ignored", extra={"tracker": tracker, "reason": reason})
+    metrics.webhook(tracker, "ignored")
     return jsonify(status="ignored", reason=reason)
+
+
+def _rejected(tracker: str, reason: str) -> None:
+    log.info("tracker_hook.rejected", extra={"tracker": tracker, "reason": reason})
+    metrics.webhook(tracker, "rejected")
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -1155,3 +1155,78 @@ def test_changed_since_429_on_second_page_is_retryable_once(
         tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     assert info.value.retry_after == 13.0
     assert len(rsps.calls) == 2
+
+
+# -- attachments -----------------------------------------------------------------------------------
+
+
+def _multipart_file(request: Any) -> tuple[str, str, bytes]:
+    """(filename, content type, content) of the ``file`` part of a multipart request."""
+    import email.parser
+    import email.policy
+
+    body = request.body if isinstance(request.body, bytes) else request.body.read()
+    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            return part.get_filename(), part.get_content_type(), part.get_payload(decode=True)
+    raise AssertionError("no file part")
+
+
+UPLOADS = f"{PROJECT}/uploads"
+UPLOADED = {
+    "id": 5,
+    "alt": "skærm.png",
+    "url": "/uploads/66dbcd21ec5d24ed6ea225176098d52b/sk%C3%A6rm.png",
+    "full_path": "/-/project/4/uploads/66dbcd21ec5d24ed6ea225176098d52b/sk%C3%A6rm.png",
+    "markdown": "![skærm.png](/uploads/66dbcd21ec5d24ed6ea225176098d52b/sk%C3%A6rm.png)",
+}
+
+
+def test_upload_attachment_uploads_then_links_in_a_note(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """POST /projects/:id/uploads with the file, then a note embedding the returned url."""
+    rsps.post(UPLOADS, status=201, json=UPLOADED)
+    rsps.post(f"{ISSUES}/7/notes", status=201, json={"id": 1, "body": "x"})
+    tracker.upload_attachment(
+        DEST, IssueRef(key="7"), filename="skærm.png", content_type="image/png", content=b"\x89PNG data"
+    )
+    assert _multipart_file(rsps.calls[0].request) == ("skærm.png", "image/png", b"\x89PNG data")
+    note = json.loads(rsps.calls[1].request.body)["body"]
+    assert "![skærm.png](/uploads/66dbcd21ec5d24ed6ea225176098d52b/sk%C3%A6rm.png)" in note
+
+
+def test_upload_attachment_escapes_a_hostile_file_name(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A file name cannot break the link, mention anyone or run a quick action; paths are dropped."""
+    rsps.post(UPLOADS, status=201, json={**UPLOADED, "url": "/uploads/abc/x.txt"})
+    rsps.post(f"{ISSUES}/7/notes", status=201, json={"id": 1, "body": "x"})
+    tracker.upload_attachment(
+        DEST, IssueRef(key="7"), filename="C:\\tmp\\a](x) @all\r\n.txt", content_type="text/plain", content=b"x"
+    )
+    filename, _, _ = _multipart_file(rsps.calls[0].request)
+    assert filename == "a](x) @all.txt"
+    note = json.loads(rsps.calls[1].request.body)["body"]
+    assert "@all" not in note
+    assert "\n" not in note
+    assert "a\\](x)" in note
+    assert note.startswith("Attachment from the reporter's email: [")
+
+
+def test_upload_attachment_too_large_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """GitLab's 413 for a file over its limit is a permanent error, and no note is written."""
+    rsps.post(UPLOADS, status=413, json={"message": "413 Request Entity Too Large"})
+    with pytest.raises(PermanentError, match="upload attachment"):
+        tracker.upload_attachment(
+            DEST, IssueRef(key="7"), filename="a.zip", content_type="application/zip", content=b""
+        )
+    assert len(rsps.calls) == 1
+
+
+def test_upload_attachment_rate_limited_is_retryable_once(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 429 is retryable with its Retry-After and the upload is not repeated by the library."""
+    rsps.post(UPLOADS, status=429, json={"message": "Too Many Requests"}, headers={"Retry-After": "12"})
+    with pytest.raises(RetryableError) as info:
+        tracker.upload_attachment(DEST, IssueRef(key="7"), filename="a.txt", content_type="text/plain", content=b"x")
+    assert info.value.retry_after == 12
+    assert len(rsps.calls) == 1
+    assert TOKEN not in str(info.value)

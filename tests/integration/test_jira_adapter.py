@@ -1338,3 +1338,46 @@ def test_changed_since_unknown_project_is_permanent(tracker: JiraTracker, api: r
     )
     with pytest.raises(PermanentError, match="HTTP 400: The value 'SUP' does not exist"):
         tracker.changed_since(DEST, SINCE)
+
+
+# -- attachments ------------------------------------------------------------------------------
+
+
+def test_upload_attachment_posts_multipart_file_with_xsrf_header(
+    tracker: JiraTracker, api: responses.RequestsMock
+) -> None:
+    """POST /issue/<key>/attachments: multipart field ``file`` and ``X-Atlassian-Token: no-check``."""
+    import email.parser
+    import email.policy
+
+    api.post(f"{API}/issue/SUP-24/attachments", status=200, json=[{"id": "10001", "filename": "log æøå.txt"}])
+    tracker.upload_attachment(
+        DEST, IssueRef(key="SUP-24"), filename="log æøå.txt", content_type="text/plain", content=b"line 1\n"
+    )
+    request = api.calls[0].request
+    assert request.headers["X-Atlassian-Token"] == "no-check"
+    assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    (part,) = list(message.iter_parts())
+    assert part.get_param("name", header="content-disposition") == "file"
+    assert (part.get_filename(), part.get_content_type(), part.get_payload(decode=True)) == (
+        "log æøå.txt",
+        "text/plain",
+        b"line 1\n",
+    )
+
+
+def test_upload_attachment_errors_are_typed_without_the_token(
+    tracker: JiraTracker, api: responses.RequestsMock
+) -> None:
+    """A 413 (over Jira's attachment limit) is permanent, a 503 retryable; neither shows the token."""
+    url = f"{API}/issue/SUP-24/attachments"
+    api.post(url, status=413, json={"errorMessages": ["The file is too large"]})
+    api.post(url, status=503, json={"errorMessages": ["busy"]})
+    with pytest.raises(PermanentError, match="too large") as permanent:
+        tracker.upload_attachment(DEST, IssueRef(key="SUP-24"), filename="a.bin", content_type="", content=b"x")
+    with pytest.raises(RetryableError) as retryable:
+        tracker.upload_attachment(DEST, IssueRef(key="SUP-24"), filename="a.bin", content_type="", content=b"x")
+    assert len(api.calls) == 2  # the library retried nothing
+    assert TOKEN not in str(permanent.value) + str(retryable.value)

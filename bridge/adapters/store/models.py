@@ -130,6 +130,8 @@ class Followup(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     message: Mapped[str] = mapped_column(Text)
     not_fixed: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The reply's meaning is unclear (an email about a resolved ticket): support is flagged to read it."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     commented_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """Set once the comment is in the tracker, so a retry of a later step does not repeat it."""
@@ -161,6 +163,8 @@ class Job(Base):
     retry_from: Mapped[datetime] = mapped_column(UTCDateTime)
     """Start of the retry horizon: creation, or the last replay."""
     last_error: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    """The web request (``X-Request-ID``) or job run that created the job: its log lines carry it too."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -232,3 +236,7 @@ class InboundEmail(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set when an operator released a held email: it is then exempt from the rate limit."""
+    attachments_uploaded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many of its attachments are in the tracker issue, so a retried upload job skips them."""

@@ -13,8 +13,19 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.adapters.store.models import Delivery, Followup, Job, StatusEvent, SyncCursor, Ticket, TrackerEvent
+from bridge.adapters.store.models import (
+    Delivery,
+    Followup,
+    Job,
+    Notification,
+    StatusEvent,
+    SyncCursor,
+    Ticket,
+    TrackerEvent,
+)
 from bridge.domain import Classification, Destination, IssueRef, Plan, Status
+from bridge.logs import request_id
+from bridge.metrics import QueueStats
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +137,7 @@ class Store:
             retry_from=due,
             created_at=now,
             updated_at=now,
+            request_id=request_id.get(),  # the request or job run creating it, followed into the worker's logs
         )
         session.add(job)
         session.flush()
@@ -387,6 +399,46 @@ class Store:
         with self.session() as session:
             rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
             return dict(rows)
+
+    def queue_stats(self) -> QueueStats:
+        """Pending jobs by lane, how long the oldest due one has waited, and the dead letters (for /metrics)."""
+        now = self._now()
+        with self.session() as session:
+            pending = session.execute(select(Job.lane, func.count()).where(Job.state == PENDING).group_by(Job.lane))
+            oldest = session.scalar(
+                select(func.min(Job.next_attempt_at)).where(Job.state == PENDING, Job.next_attempt_at <= now)
+            )
+            dead = session.scalar(select(func.count()).select_from(Job).where(Job.state == DEAD)) or 0
+            by_lane = {str(lane): int(count) for lane, count in pending.all()}
+        # min() over the UTC column comes back naive from SQLite (the type decorator is not applied).
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=now.tzinfo)
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        return QueueStats(pending_by_lane=by_lane, oldest_due_age_seconds=age, dead=int(dead))
+
+    # --- operator views -----------------------------------------------------------------------
+
+    def tickets(self, *, status: str | None = None, limit: int = 50) -> Sequence[Ticket]:
+        """Tickets newest first, optionally of one status."""
+        with self.session() as session:
+            query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
+            if status:
+                query = query.where(Ticket.status == status)
+            return session.scalars(query).all()
+
+    def ticket_jobs(self, ticket_id: int) -> Sequence[Job]:
+        with self.session() as session:
+            return session.scalars(select(Job).where(Job.ticket_id == ticket_id).order_by(Job.id)).all()
+
+    def ticket_notifications(self, ticket_id: int) -> Sequence[Notification]:
+        with self.session() as session:
+            return session.scalars(
+                select(Notification).where(Notification.ticket_id == ticket_id).order_by(Notification.id)
+            ).all()
+
+    def ticket_followups(self, ticket_id: int) -> Sequence[Followup]:
+        with self.session() as session:
+            return session.scalars(select(Followup).where(Followup.ticket_id == ticket_id).order_by(Followup.id)).all()
 
 
 def apply_plan(ticket: Ticket, plan: Plan) -> None:

@@ -25,6 +25,17 @@ class SprintQuery:
     include_group_milestones: bool = True
 
 
+@dataclass(frozen=True, kw_only=True)
+class WebhookSetup:
+    """What an adapter's ``ensure_webhook`` did in the tracker (or, with ``dry_run``, would do)."""
+
+    action: Literal["created", "updated", "would create", "would update"]
+    hook_id: str | None
+    """The tracker's id of the hook (None for a hook a dry run would create)."""
+    duplicates: int = 0
+    """Further hooks with the same URL, left as they are (delete them in the tracker)."""
+
+
 class Tracker(Protocol):
     name: str
     """``gitlab`` or ``jira``."""
@@ -66,6 +77,13 @@ class Tracker(Protocol):
 
     def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:
         """Add and remove labels without touching the others (idempotent)."""
+        ...
+
+    def upload_attachment(
+        self, dest: Destination, ref: IssueRef, *, filename: str, content_type: str, content: bytes
+    ) -> None:
+        """Attach a file to the issue: GitLab uploads it to the project and links it in a note,
+        Jira adds it as an issue attachment. Not idempotent: a retry attaches it again."""
         ...
 
     def account(self) -> Account:

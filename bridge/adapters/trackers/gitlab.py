@@ -31,10 +31,11 @@ import gitlab
 import gitlab.exceptions
 import requests
 
-from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker
+from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker, WebhookSetup
 from bridge.adapters.trackers.http_errors import error_for_status
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 from bridge.errors import BridgeError, PermanentError, RetryableError
+from bridge.metrics import install_request_metrics
 
 __all__ = [
     "NO_LIBRARY_RETRIES",
@@ -291,6 +292,17 @@ def _format_message(raw: object) -> str:
     return text if len(text) <= _MAX_ERROR_MESSAGE else text[:_MAX_ERROR_MESSAGE] + "…"
 
 
+def _upload_name(filename: str) -> str:
+    """A file name GitLab keeps readable: no path, no control characters, never empty."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:200] or "attachment"
+
+
+def _without(text: str, secret: str) -> str:
+    return text.replace(secret, "[secret]") if secret else text
+
+
 def _iid(ref: IssueRef) -> int:
     try:
         return int(ref.key)
@@ -400,6 +412,7 @@ class GitLabTracker:
         self._account: Account | None = None
         self._session = session if session is not None else requests.Session()
         self._session.hooks["response"].append(self._remember_response)
+        install_request_metrics(self._session, self.name)
         self._gl = gitlab.Gitlab(
             url,
             private_token=token,
@@ -575,6 +588,85 @@ class GitLabTracker:
             self._project(dest).issues.update(iid, data, **NO_LIBRARY_RETRIES)
 
         self._call("update labels", run)
+
+    def upload_attachment(
+        self, dest: Destination, ref: IssueRef, *, filename: str, content_type: str, content: bytes
+    ) -> None:
+        """``POST /projects/:id/uploads`` (multipart ``file``), then a note linking the upload.
+
+        The link is built from the returned ``url``, with the file name escaped like all reporter
+        text; images are embedded. A failure between the two requests leaves an unlinked upload
+        behind, and the retry uploads again.
+        """
+        iid = _iid(ref)
+        name = _upload_name(filename)
+        path = f"/projects/{quote(dest.project, safe='')}/uploads"
+
+        def run() -> None:
+            data = self._gl.http_post(
+                path, files={"file": (name, content, content_type or "application/octet-stream")}, **NO_LIBRARY_RETRIES
+            )
+            if not isinstance(data, Mapping):
+                raise TypeError("the upload answer is not a JSON object")
+            url = data["url"]
+            if not isinstance(url, str) or not url.startswith("/"):
+                raise TypeError(f"upload url {url!r}")
+            embed = "!" if content_type.lower().startswith("image/") else ""
+            link = f"{embed}[{inline_untrusted(name, limit=200)}]({quote(url, safe=_URL_SAFE)})"
+            issue = self._project(dest).issues.get(iid, lazy=True)
+            issue.notes.create({"body": f"Attachment from the reporter's email: {link}"}, **NO_LIBRARY_RETRIES)
+
+        self._call("upload attachment", run)
+
+    def probe(self) -> None:
+        """One authenticated request (``GET /user``), never cached: for readiness checks."""
+        self._call("probe", lambda: self._gl.http_get("/user", **NO_LIBRARY_RETRIES))
+
+    def ensure_webhook(
+        self, dest: Destination, *, url: str, secret: str, ssl_verification: bool = True, dry_run: bool = False
+    ) -> WebhookSetup:
+        """The project's hook to ``url``, registered once: ``GET /projects/:id/hooks`` first, then
+        ``PUT /projects/:id/hooks/:hook_id`` for the hook already pointing at ``url`` (GitLab never shows
+        its ``token`` again, so it is always re-sent: a rotated secret arrives) or ``POST`` a new one.
+
+        Issue, confidential issue, note and confidential note events; no push events. ``dry_run``
+        only lists. The secret never appears in an error message.
+        """
+        data: dict[str, Any] = {
+            "url": url,
+            "token": secret,
+            "issues_events": True,
+            "confidential_issues_events": True,
+            "note_events": True,
+            "confidential_note_events": True,
+            "push_events": False,
+            "enable_ssl_verification": ssl_verification,
+        }
+
+        def run() -> WebhookSetup:
+            hooks = self._project(dest).hooks
+            listed = [item.asdict() for item in hooks.list(get_all=True, per_page=_PER_PAGE, **NO_LIBRARY_RETRIES)]
+            same = sorted(
+                (h for h in listed if str(h.get("url") or "").rstrip("/") == url.rstrip("/")),
+                key=lambda h: int(h["id"]),
+            )
+            extra = max(0, len(same) - 1)
+            if same:
+                hook_id = str(int(same[0]["id"]))
+                if not dry_run:
+                    hooks.update(int(hook_id), data, **NO_LIBRARY_RETRIES)
+                return WebhookSetup(action="would update" if dry_run else "updated", hook_id=hook_id, duplicates=extra)
+            if dry_run:
+                return WebhookSetup(action="would create", hook_id=None)
+            created = hooks.create(data, **NO_LIBRARY_RETRIES).asdict()
+            return WebhookSetup(action="created", hook_id=str(int(created["id"])))
+
+        try:
+            return self._call("set up webhook", run)
+        except RetryableError as exc:
+            raise RetryableError(_without(str(exc), secret), retry_after=exc.retry_after) from None
+        except PermanentError as exc:
+            raise PermanentError(_without(str(exc), secret)) from None
 
     def account(self) -> Account:
         """``GET /user``, once per instance."""

@@ -39,14 +39,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from jira import JIRA, JIRAError
 
-from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker
+from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker, WebhookSetup
 from bridge.adapters.trackers.http_errors import error_for_status
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 from bridge.errors import BridgeError, PermanentError, RetryableError
+from bridge.metrics import install_request_metrics
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REOPEN_TRANSITIONS = ("Reopen", "Reopen Issue", "Reopened", "To Do", "Genåbn")
+WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created")
+"""The events the bridge's Jira webhook subscribes to (CONTRACT section 5)."""
 
 _SEARCH_PAGE = 100
 _SEARCH_MAX_PAGES = 50
@@ -108,6 +111,7 @@ class JiraTracker:
             max_retries=0,
             timeout=timeout,
         )
+        install_request_metrics(self._client._session, self.name)
 
     # -- Tracker protocol ---------------------------------------------------
 
@@ -236,6 +240,77 @@ class JiraTracker:
         operations = [{"add": label} for label in adding] + [{"remove": label} for label in removing]
         with self._boundary(f"jira update labels of {ref.key}"):
             self._put(self._rest(f"issue/{_path(ref.key)}"), {"update": {"labels": operations}})
+
+    def upload_attachment(
+        self, dest: Destination, ref: IssueRef, *, filename: str, content_type: str, content: bytes
+    ) -> None:
+        """``POST /rest/api/2/issue/<key>/attachments``, multipart field ``file``, with the
+        ``X-Atlassian-Token: no-check`` header Jira requires against XSRF."""
+        name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(ch for ch in name if ch.isprintable()).strip()[:200] or "attachment"
+        with self._boundary(f"jira attach a file to {ref.key}"):
+            self._client._session.post(
+                self._rest(f"issue/{_path(ref.key)}/attachments"),
+                files={"file": (name, content, content_type or "application/octet-stream")},
+                # The session sends JSON by default; None drops that so requests writes the multipart type.
+                headers={"Content-Type": None, "X-Atlassian-Token": "no-check"},
+            )
+
+    def probe(self) -> None:
+        """One authenticated request (``GET /myself``), never cached: for readiness checks."""
+        with self._boundary("jira probe (GET /myself)"):
+            self._get(self._rest("myself"))
+
+    def ensure_webhook(
+        self, *, url: str, secret: str, jql: str, name: str = "bridge", dry_run: bool = False
+    ) -> WebhookSetup:
+        """The site's webhook to ``url``, registered once (admin webhook API, ``/rest/webhooks/1.0``):
+        listed first, then the hook already pointing at ``url`` is updated (``PUT .../webhook/<id>``,
+        so a changed secret or filter arrives) or a new one is created (``POST``).
+
+        Events ``jira:issue_created``, ``jira:issue_updated`` and ``comment_created``, limited to the
+        issues matching ``jql``; Jira signs deliveries with ``secret`` (``X-Hub-Signature``). ``dry_run``
+        only lists. The secret never appears in an error message.
+        """
+        endpoint = f"{self._url}/rest/webhooks/1.0/webhook"
+        body = {
+            "name": name,
+            "url": url,
+            "events": list(WEBHOOK_EVENTS),
+            "filters": {"issue-related-events-section": jql},
+            "excludeBody": False,
+            "secret": secret,
+        }
+        try:
+            with self._boundary("jira list webhooks"):
+                listed = self._get(endpoint)
+                if not isinstance(listed, list):
+                    raise TypeError("the webhook list is not a JSON array")
+                same = sorted(
+                    (
+                        h
+                        for h in listed
+                        if isinstance(h, dict) and str(h.get("url") or "").rstrip("/") == url.rstrip("/")
+                    ),
+                    key=lambda h: int(_webhook_id(h)),
+                )
+            extra = max(0, len(same) - 1)
+            if same:
+                hook_id = _webhook_id(same[0])
+                if dry_run:
+                    return WebhookSetup(action="would update", hook_id=hook_id, duplicates=extra)
+                with self._boundary(f"jira update webhook {hook_id}"):
+                    self._put(f"{endpoint}/{hook_id}", body)
+                return WebhookSetup(action="updated", hook_id=hook_id, duplicates=extra)
+            if dry_run:
+                return WebhookSetup(action="would create", hook_id=None)
+            with self._boundary("jira create webhook"):
+                created = self._client._session.post(endpoint, data=json.dumps(body)).json()
+                return WebhookSetup(action="created", hook_id=_webhook_id(created))
+        except RetryableError as exc:
+            raise RetryableError(_without(str(exc), secret), retry_after=exc.retry_after) from None
+        except PermanentError as exc:
+            raise PermanentError(_without(str(exc), secret)) from None
 
     def account(self) -> Account:
         """``GET /myself``, once per instance: Cloud ``accountId``, else (Data Center) the user key."""
@@ -596,6 +671,18 @@ def _sprint_line(sprint: Sprint | None) -> str:
 
 
 # -- small pure helpers -------------------------------------------------------
+
+
+def _webhook_id(hook: Mapping[str, Any]) -> str:
+    """A registered webhook's id: the last segment of its ``self`` URL (``.../webhook/12``)."""
+    ident = str(hook.get("self") or "").rstrip("/").rsplit("/", 1)[-1]
+    if not ident.isdigit():
+        raise ValueError("webhook without a numeric id in its self URL")
+    return ident
+
+
+def _without(text: str, secret: str) -> str:
+    return text.replace(secret, "[secret]") if secret else text
 
 
 def _jql_escape(value: str) -> str:
