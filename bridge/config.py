@@ -60,7 +60,7 @@ class QueueSettings(_Section):
     redis_url: str | None = None
     sqlite_path: str | None = None
     """Unset means ``queue.db`` in the instance directory."""
-    worker_threads: int = Field(2, ge=1, le=64)
+    worker_threads: int = Field(4, ge=1, le=64)
 
 
 class ChatbotSettings(_Section):

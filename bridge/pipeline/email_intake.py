@@ -216,7 +216,7 @@ def queue_processing(session: Session, inbound_id: int, now: datetime) -> Job:
     return Store.new_job(
         session,
         kind=PROCESS_EMAIL,
-        ticket_id=None,  # type: ignore[arg-type]  # the column is nullable: no ticket yet
+        ticket_id=None,  # no ticket yet: the email decides whether it makes one
         subject_id=inbound_id,
         lane=EMAIL_LANE,
         now=now,

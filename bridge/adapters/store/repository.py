@@ -118,7 +118,7 @@ class Store:
         session: Session,
         *,
         kind: str,
-        ticket_id: int,
+        ticket_id: int | None,
         now: datetime,
         subject_id: int | None = None,
         lane: str = TRACKER_LANE,
