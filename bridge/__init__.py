@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         deps = build_deps(settings, mappings)
 
     from bridge.cli import cli
-    from bridge.web import api, chatbot, email_intake, health, status_page, tracker_hooks, unsubscribe
+    from bridge.web import admin, api, chatbot, email_intake, health, status_page, tracker_hooks, unsubscribe
+    from bridge.web.openapi import bp as openapi_bp
     from bridge.web.problems import register_error_handlers
     from bridge.web.request_id import bp as request_id_bp
 
@@ -35,7 +36,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     app.register_blueprint(email_intake.bp)
     app.register_blueprint(tracker_hooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(status_page.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(openapi_bp)
     app.cli.add_command(cli)
     return app

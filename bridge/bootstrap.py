@@ -30,6 +30,7 @@ from bridge.config import Settings, load_settings, tracker_problems
 from bridge.errors import ConfigError, Problem
 from bridge.jobs import Handler, JobRunner
 from bridge.mappings import Mappings, load_mappings
+from bridge.pipeline.attachments_fetch import AttachmentFetchJob
 from bridge.pipeline.callback import ChatbotCallback
 from bridge.pipeline.email_intake import (
     PROCESS_EMAIL,
@@ -41,7 +42,8 @@ from bridge.pipeline.email_intake import (
 )
 from bridge.pipeline.file_ticket import TicketFiler
 from bridge.pipeline.followup import FollowupApplier
-from bridge.pipeline.intake import APPLY_FOLLOWUP, FILE_TICKET
+from bridge.pipeline.gdpr import REDACT_ISSUE, IssueRedactor, PersonalData, Retention
+from bridge.pipeline.intake import APPLY_FOLLOWUP, FETCH_ATTACHMENTS, FILE_TICKET
 from bridge.pipeline.notices import CALLBACK, NOTIFY, NoticeScheduler
 from bridge.pipeline.notify import EmailTemplates, Notifier, build_mailer
 from bridge.pipeline.plan import SprintPlanner
@@ -200,6 +202,8 @@ def build_deps(
         RELAY_COMMENT: CommentRelay(store=store, trackers=trackers, mappings=mappings, notices=notices),
         PROCESS_EMAIL: EmailProcessor(store=store, settings=settings, mappings=mappings, clock=clock),
         UPLOAD_ATTACHMENTS: AttachmentUploader(store=store, trackers=trackers, settings=settings),
+        FETCH_ATTACHMENTS: AttachmentFetchJob(store=store, trackers=trackers, settings=settings, clock=clock),
+        REDACT_ISSUE: IssueRedactor(store=store, trackers=trackers),
     }
     email_intake = EmailIntake(store=store, settings=settings, clock=clock)
     imap_poller = build_imap_poller(settings, email_intake)
@@ -222,6 +226,7 @@ def build_deps(
         reconcile_minutes=settings.delivery.reconcile_minutes,
         imap_poll=poll_quietly(imap_poller) if imap_poller is not None else None,
         imap_minutes=settings.imap.poll_minutes,
+        retention=retention_task(settings, store, clock),
     )
     holder.append(queue)
     store.enqueue = lambda job_id, delay: queue.enqueue(job_id, delay=delay)
@@ -239,6 +244,22 @@ def build_deps(
         imap_poller=imap_poller,
         clock=clock,
     )
+
+
+def personal_data(deps: Deps) -> PersonalData:
+    """Export and erasure of a reporter's data (CLI and admin API)."""
+    return PersonalData(
+        store=deps.store, clock=deps.clock, max_attachment_bytes=deps.settings.intake.max_attachment_bytes
+    )
+
+
+def retention_task(settings: Settings, store: Store, clock: Callable[[], datetime]) -> Callable[[], object] | None:
+    """The periodic retention purge; None when ``retention.personal_data_days`` is 0 (off)."""
+    days = settings.retention.personal_data_days
+    if days <= 0:
+        return None
+    data = PersonalData(store=store, clock=clock, max_attachment_bytes=settings.intake.max_attachment_bytes)
+    return Retention(data=data, days=days).run
 
 
 def build_imap_poller(settings: Settings, intake: EmailIntake) -> ImapPoller | None:

@@ -96,15 +96,17 @@ def jobs(state: str | None, limit: int) -> None:
 @click.option("--all-dead", is_flag=True, help="Replay every dead job.")
 def replay(job_ids: tuple[int, ...], all_dead: bool) -> None:
     """Give dead jobs a fresh retry horizon and queue them again."""
+    from bridge.operations import replay_dead_letters
+
     deps = _deps()
     ids = list(job_ids)
     if all_dead:
         ids += [job.id for job in deps.store.jobs(state="dead", limit=100_000)]
     if not ids:
         raise click.UsageError("name job ids or pass --all-dead")
+    replayed = set(replay_dead_letters(deps, ids))
     for job_id in ids:
-        if deps.store.replay(job_id):
-            deps.queue.enqueue(job_id)
+        if job_id in replayed:
             click.echo(f"#{job_id} queued again")
         else:
             click.echo(f"#{job_id} is not dead; left alone", err=True)
@@ -383,3 +385,106 @@ def email_release(inbound_id: int) -> None:
 def email_replay(inbound_id: int) -> None:
     """Process a rejected, ignored or held email again from its stored original (e.g. after a fix)."""
     _reprocess(inbound_id, release=False)
+
+
+# --- personal data (GDPR) -------------------------------------------------------------------------
+
+
+def _operator() -> str:
+    """``cli:<os user>``: who ran a personal-data command, for the audit log."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in the environment or the password database
+        user = "unknown"
+    return f"cli:{user}"
+
+
+@cli.command("gdpr-export")
+@click.argument("email")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to this file (mode 600).")
+def gdpr_export(email: str, output: str | None) -> None:
+    """Everything held about the reporter EMAIL (case-insensitive) as one JSON document: tickets with
+    history, follow-ups and notifications, and their emails. Audited (kind export)."""
+    import json
+    import os
+
+    from bridge.bootstrap import personal_data
+
+    result = personal_data(_deps()).export(email, actor=_operator())
+    text = json.dumps(result.document, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    audit = result.audit
+    click.echo(
+        f"exported {audit.tickets} ticket(s), {audit.inbound_emails} email(s); audit reference {audit.reference}",
+        err=True,
+    )
+
+
+@cli.command("gdpr-erase")
+@click.argument("email")
+@click.option("--redact-tracker", is_flag=True, help="Also replace the tracker issues' descriptions (queued jobs).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def gdpr_erase(email: str, redact_tracker: bool, yes: bool) -> None:
+    """Erase the reporter EMAIL's personal data: the address becomes a random pseudonym, their texts
+    are removed, their emails are no longer sent; tickets, statuses and tracker links stay. Audited."""
+    from bridge.bootstrap import personal_data
+
+    data = personal_data(_deps())
+    found = data.preview(email)
+    click.echo(
+        f"{found.tickets} ticket(s), {found.followups} follow-up(s), {found.notifications} notification(s), "
+        f"{found.inbound_emails} email(s) and {found.tracker_events} tracker comment(s) hold this reporter's data",
+        err=True,
+    )
+    if not yes:
+        what = " and redact their tracker issues" if redact_tracker else ""
+        click.confirm(f"Erase them irreversibly{what}?", abort=True, err=True)
+    audit = data.erase(email, actor=_operator(), redact_tracker=redact_tracker)
+    redactions = f"; {audit.tracker_redactions} tracker redaction(s) queued" if redact_tracker else ""
+    click.echo(f"erased {audit.tickets} ticket(s), {audit.inbound_emails} email(s){redactions}")
+    click.echo(f"audit reference {audit.reference}")
+
+
+@cli.command("gdpr-log")
+@click.option("--limit", default=50, show_default=True)
+def gdpr_log(limit: int) -> None:
+    """The audit log of exports, erasures and retention purges, newest first (no personal data)."""
+    deps = _deps()
+    from bridge.pipeline.gdpr import AuditRecord
+
+    click.echo(f"{'REFERENCE':<16} {'KIND':<9} {'WHEN':<23} {'WHO':<20} TICKETS EMAILS TRACKER")
+    for row in deps.store.erasures(limit=limit):
+        audit = AuditRecord.of(row)
+        tracker = f"{audit.tracker_redactions_done}/{audit.tracker_redactions}" if audit.redact_tracker else "-"
+        click.echo(
+            f"{audit.reference:<16} {audit.kind:<9} {_when(audit.at):<23} {audit.actor:<20} "
+            f"{audit.tickets:>7} {audit.inbound_emails:>6} {tracker}"
+        )
+
+
+@cli.command("retention")
+def retention() -> None:
+    """Run the retention purge now (the worker does it every hour): erase tickets closed longer than
+    retention.personal_data_days ago, delete old emails that made no ticket."""
+    from bridge.bootstrap import personal_data
+
+    deps = _deps()
+    days = deps.settings.retention.personal_data_days
+    if days <= 0:
+        click.echo("retention is off (retention.personal_data_days / RETENTION_DAYS is 0)")
+        return
+    audit = personal_data(deps).purge_expired(days=days)
+    if audit is None:
+        click.echo(f"nothing is older than {days} days")
+        return
+    click.echo(
+        f"erased {audit.tickets} ticket(s) and {audit.inbound_emails} email(s) older than {days} days; "
+        f"audit reference {audit.reference}"
+    )

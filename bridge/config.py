@@ -7,6 +7,7 @@ listing every problem with file, key and line. Nothing here runs at import time.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -215,7 +216,66 @@ class PrivacySettings(_Section):
 
 
 class AdminSettings(_Section):
-    token: str | None = None
+    token: str | None = Field(None, min_length=16)
+    """Bearer token of the admin API (``BRIDGE_ADMIN_TOKEN``); unset: the admin API is off and every
+    call under ``/api/v1/admin/`` answers 404."""
+
+
+class RetentionSettings(_Section):
+    personal_data_days: int = Field(365, ge=0)
+    """Days after a ticket closed (resolved or declined, nothing since) before the reporter's personal
+    data in it is erased, and after which inbound emails that made no ticket are deleted; 0: never."""
+
+
+class LimitsSettings(_Section):
+    """Abuse limits of the web endpoints (README "Abuse limits")."""
+
+    reports_per_reporter_hour: int = Field(20, ge=1)
+    """More chatbot ``report.created`` events than this from one reporter address within an hour are
+    answered 429 with ``Retry-After`` (the chatbot keeps the report and sends it again later)."""
+    followups_per_reporter_hour: int = Field(60, ge=1)
+    """The same for ``report.followup`` events."""
+    tracker_webhook_max_bytes: int = Field(5_242_880, ge=1024)
+    """Largest body ``/webhooks/gitlab`` and ``/webhooks/jira`` take (413 above), 5 MiB by default."""
+
+
+_HOST_PATTERN = re.compile(r"[a-z0-9*?.:-]+")
+
+
+class AttachmentsSettings(_Section):
+    """Fetching the files a chatbot report links (``report.attachments[].url``) into the tracker issue."""
+
+    allowed_hosts: CommaList = Field(default_factory=list)
+    """Host names (glob patterns such as ``*.cdn.example``) files may be fetched from; empty: nothing
+    is fetched and the attachments stay links in the issue."""
+    allow_http: bool = False
+    """Also fetch ``http://`` URLs (``https://`` only by default)."""
+    allow_private_networks: bool = False
+    """Also fetch from private, loopback, link-local and other non-public addresses."""
+    max_bytes: int = Field(10_485_760, ge=1)
+    """Larger files are not fetched (the declared Content-Length first, then while reading)."""
+    connect_timeout_seconds: float = Field(5, gt=0)
+    read_timeout_seconds: float = Field(10, gt=0)
+    """The longest wait for any one read from the server."""
+    total_timeout_seconds: float = Field(30, gt=0)
+    """The longest a whole fetch may take, redirects included."""
+    max_redirects: int = Field(3, ge=0, le=10)
+    """Redirects followed, each checked like the first URL; more are refused."""
+    ca_file: str | None = None
+    """PEM file of CA certificates to trust instead of the usual bundle (a private file store)."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, value: list[str]) -> list[str]:
+        patterns = []
+        for pattern in value:
+            cleaned = pattern.strip().lower().rstrip(".")
+            if cleaned.startswith("[") and cleaned.endswith("]"):
+                cleaned = cleaned[1:-1]
+            if not _HOST_PATTERN.fullmatch(cleaned):
+                raise ValueError(f"{pattern!r} is not a host name pattern such as cdn.example or *.cdn.example")
+            patterns.append(cleaned)
+        return patterns
 
 
 class Settings(_Section):
@@ -230,6 +290,9 @@ class Settings(_Section):
     imap: ImapSettings = ImapSettings()
     privacy: PrivacySettings = PrivacySettings()
     admin: AdminSettings = AdminSettings()
+    limits: LimitsSettings = LimitsSettings()
+    attachments: AttachmentsSettings = AttachmentsSettings()
+    retention: RetentionSettings = RetentionSettings()
     timezone: str = "Europe/Copenhagen"
     mappings_dir: str = "mappings"
     base_dir: str = "."
@@ -243,6 +306,12 @@ class Settings(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _admin_token_is_its_own(self) -> Settings:
+        if self.admin.token and self.admin.token == self.chatbot.api_token:
+            raise ValueError("admin.token must differ from chatbot.api_token (BRIDGE_ADMIN_TOKEN, CHATBOT_API_TOKEN)")
+        return self
 
     def path(self, relative: str) -> Path:
         candidate = Path(relative)

@@ -35,6 +35,8 @@ class FakeIssue:
     updated_at: datetime = field(default_factory=_utcnow)
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
     """(filename, content type, content) of every file uploaded to the issue."""
+    redacted_description: str | None = None
+    """The description ``redact_issue`` replaced the rendered one with."""
 
 
 class FakeTracker:
@@ -146,6 +148,12 @@ class FakeTracker:
         self._maybe_fail("upload_attachment")
         found = self._existing(ref)
         found.attachments.append((filename, content_type, content))
+        found.updated_at = self.now()
+
+    def redact_issue(self, dest: Destination, ref: IssueRef, text: str) -> None:
+        self._maybe_fail("redact_issue")
+        found = self._existing(ref)
+        found.redacted_description = text
         found.updated_at = self.now()
 
     def account(self) -> Account:

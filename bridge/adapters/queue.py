@@ -6,17 +6,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
+from redis import ConnectionPool
 
 RUN_JOB_TASK = "bridge.run_job"
 SWEEP_TASK = "bridge.sweep"
 RECONCILE_TASK = "bridge.reconcile"
 IMAP_TASK = "bridge.imap_poll"
+REDIS_CONNECT_TIMEOUT = 5.0
+REDIS_READ_TIMEOUT = 10.0
+RETENTION_TASK = "bridge.retention"
 
 
 def make_huey(*, redis_url: str | None, sqlite_path: Path, immediate: bool = False) -> Huey:
     """``RedisHuey`` when ``REDIS_URL`` is set (many machines), else an embedded SQLite queue."""
     if redis_url:
-        return RedisHuey("bridge", url=redis_url, results=False, immediate=immediate)
+        # Finite socket timeouts (a silent Redis must not hang /readyz or a request that enqueues);
+        # the read timeout stays above huey's 1 s blocking pop. Options in the URL take precedence.
+        pool = ConnectionPool.from_url(
+            redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_READ_TIMEOUT
+        )
+        return RedisHuey("bridge", connection_pool=pool, results=False, immediate=immediate)
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("bridge", filename=str(sqlite_path), results=False, immediate=immediate)
 
@@ -34,6 +43,7 @@ class JobQueue:
         reconcile_minutes: int,
         imap_poll: Callable[[], object] | None = None,
         imap_minutes: int = 1,
+        retention: Callable[[], object] | None = None,
     ) -> None:
         self.huey = huey
         self._run_job = huey.task(name=RUN_JOB_TASK)(run_job)
@@ -45,6 +55,9 @@ class JobQueue:
             # simply the next run. Two workers polling at once store each message once (unique
             # message key) and the second MOVE of a message is a no-op.
             huey.periodic_task(crontab(minute=f"*/{imap_minutes}"), name=IMAP_TASK)(imap_poll)
+        if retention is not None:
+            # Hourly: each run erases what has come due (a bounded batch), so a backlog drains by itself.
+            huey.periodic_task(crontab(minute="23"), name=RETENTION_TASK)(retention)
 
     def enqueue(self, job_id: int, *, delay: float = 0) -> None:
         if delay > 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from bridge.tracking import is_tracking_id, new_tracking_id
 
 FILE_TICKET = "file_ticket"
 APPLY_FOLLOWUP = "apply_followup"
+FETCH_ATTACHMENTS = "fetch_attachments"
 SUPPORTED_LOCALES = ("da", "en")
 
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -127,13 +129,20 @@ def accept_report(
     *,
     delivery_key: str,
     response_for: Any,
+    admit: Callable[[Session, datetime], None] | None = None,
+    fetch_attachments: bool = False,
 ) -> Accepted:
     """Store the report, its ``received`` status and its filing job, once per delivery key.
 
     ``response_for(tracking_id, status)`` builds the body answered now and on repeats.
+    ``admit(session, now)`` runs first in the storing transaction of a new (not repeated) delivery
+    and may raise to refuse it (a rate limit); nothing is stored then. With ``fetch_attachments``, a
+    report linking files also gets the job that fetches them into the issue once it is filed.
     """
 
     def build(session: Session, now: datetime) -> tuple[int, dict[str, Any]]:
+        if admit is not None:
+            admit(session, now)
         report = event.report
         ticket = Ticket(
             status=Status.RECEIVED.value,
@@ -155,6 +164,9 @@ def accept_report(
             updated_at=now,
         )
         open_ticket(store, session, ticket, now)
+        if fetch_attachments and any(a.url for a in report.attachments):
+            # Same lane as file_ticket and created after it: runs once the issue exists.
+            store.new_job(session, kind=FETCH_ATTACHMENTS, ticket_id=ticket.id, now=now)
         return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value)
 
     return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
@@ -166,8 +178,10 @@ def accept_followup(
     *,
     delivery_key: str,
     response_for: Any,
+    admit: Callable[[Session, datetime], None] | None = None,
 ) -> Accepted:
-    """Store a follow-up on the reporter's own ticket and queue it for the tracker."""
+    """Store a follow-up on the reporter's own ticket and queue it for the tracker (``admit`` as
+    for ``accept_report``)."""
     ticket = store.ticket_by_tracking_id(event.tracking_id)
     if ticket is None or ticket.reporter_email.lower() != event.reporter.email.strip().lower():
         # A repeat of an accepted follow-up still answers 200, whatever happened since.
@@ -178,6 +192,8 @@ def accept_followup(
     ticket_id, tracking_id, status = ticket.id, ticket.tracking_id, ticket.status
 
     def build(session: Session, now: datetime) -> tuple[int, dict[str, Any]]:
+        if admit is not None:
+            admit(session, now)
         add_followup(store, session, ticket_id=ticket_id, message=event.message, not_fixed=event.not_fixed, now=now)
         return ticket_id, response_for(tracking_id, status)
 

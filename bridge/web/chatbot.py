@@ -14,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge import metrics
 from bridge.bootstrap import Deps, current_deps
+from bridge.limits import RateLimited, ReporterLimits
 from bridge.pipeline.intake import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
 from bridge.tracking import status_url
 from bridge.web.problems import problem
@@ -58,7 +59,7 @@ def receive() -> Response:
         return _rejected(401, "Invalid signature", str(exc), slug="signature")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         return _rejected(400, "Malformed JSON", f"the body is not valid JSON: {exc}", slug="malformed-json")
     try:
         event = chatbot_event.validate_python(payload)
@@ -69,11 +70,32 @@ def receive() -> Response:
 
     delivery_key = request.headers.get("Idempotency-Key", "").strip() or event.event_id
     respond = _response_builder(deps)
+    # Limited per reporter address (never per connection), counted from what is stored; a repeated
+    # delivery is answered before the check, so it never counts twice (bridge/limits.py).
+    admit = ReporterLimits(deps.settings.limits).for_event(event.type, event.reporter.email)
     try:
         if isinstance(event, ReportCreated):
-            accepted = accept_report(deps.store, event, delivery_key=delivery_key, response_for=respond)
+            accepted = accept_report(
+                deps.store,
+                event,
+                delivery_key=delivery_key,
+                response_for=respond,
+                admit=admit,
+                fetch_attachments=bool(deps.settings.attachments.allowed_hosts),
+            )
         else:
-            accepted = accept_followup(deps.store, event, delivery_key=delivery_key, response_for=respond)
+            accepted = accept_followup(deps.store, event, delivery_key=delivery_key, response_for=respond, admit=admit)
+    except RateLimited as exc:
+        # Nothing was stored: the chatbot keeps the event and sends it again after Retry-After.
+        limited = _rejected(
+            429,
+            "Too Many Requests",
+            f"{exc}; send it again after Retry-After seconds",
+            slug="rate-limited",
+            retry_after=exc.retry_after,
+        )
+        limited.headers["Retry-After"] = str(exc.retry_after)
+        return limited
     except UnknownTicket:
         return _rejected(
             404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket"

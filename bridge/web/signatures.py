@@ -32,7 +32,7 @@ def verify_chatbot_signature(
             timestamp = value.strip()
         elif key == "v1":
             candidates.append(value.strip().lower())
-    if timestamp is None or not timestamp.isdigit() or not candidates:
+    if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 20 or not candidates:
         raise SignatureError("malformed X-Smarttalk-Signature header: expected t=<unix seconds>,v1=<hex>")
     if abs(now - int(timestamp)) > tolerance:
         raise SignatureError(f"signature timestamp is more than {tolerance} s from the server clock")
@@ -41,6 +41,6 @@ def verify_chatbot_signature(
     for secret in secrets:
         expected = sign(secret, timestamp, body)
         for candidate in candidates:
-            matched |= hmac.compare_digest(expected, candidate)
+            matched |= hmac.compare_digest(expected.encode(), candidate.encode())  # bytes: non-ASCII compares unequal
     if not matched:
         raise SignatureError("signature does not match")

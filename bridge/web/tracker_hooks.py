@@ -37,7 +37,7 @@ def gitlab() -> Response:
     if not hmac.compare_digest(given.encode(), secret.encode()):
         _rejected("gitlab", "token")
         return problem(401, "Invalid token", "X-Gitlab-Token does not match the configured secret", slug="token")
-    body = request.get_data(cache=False)
+    body = _body(deps)
     payload = _json_object(body)
     if payload is None or "object_kind" not in payload:
         _rejected("gitlab", "malformed")
@@ -58,7 +58,7 @@ def jira() -> Response:
     if not secret:
         _rejected("jira", "not_configured")
         return problem(401, "Not configured", "Jira webhooks are not configured (JIRA_WEBHOOK_SECRET)")
-    body = request.get_data(cache=False)
+    body = _body(deps)
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     given = request.headers.get("X-Hub-Signature", "").strip().lower()
     if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -74,6 +74,13 @@ def jira() -> Response:
     except NotOurs as exc:
         return _ignored("jira", str(exc))
     return _accept(deps, hook, key)
+
+
+def _body(deps: Deps) -> bytes:
+    """The request body, at most ``limits.tracker_webhook_max_bytes``: above, Werkzeug raises 413
+    (a problem answer) from the Content-Length before reading anything."""
+    request.max_content_length = deps.settings.limits.tracker_webhook_max_bytes
+    return request.get_data(cache=False)
 
 
 def _accept(deps: Deps, hook: TrackerHook, key: str) -> Response:
@@ -114,7 +121,7 @@ def _rejected(tracker: str, reason: str) -> None:
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested JSON
         return None
     return payload if isinstance(payload, dict) else None
 

@@ -1209,7 +1209,7 @@ def test_upload_attachment_escapes_a_hostile_file_name(rsps: responses.RequestsM
     assert "@all" not in note
     assert "\n" not in note
     assert "a\\](x)" in note
-    assert note.startswith("Attachment from the reporter's email: [")
+    assert note.startswith("Attachment from the reporter: [")
 
 
 def test_upload_attachment_too_large_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:

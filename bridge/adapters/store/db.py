@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+PG_CONNECT_TIMEOUT = 10
+"""Seconds a PostgreSQL connection attempt may take."""
 
 
 def normalise_url(url: str) -> str:
@@ -25,7 +27,10 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # A finite connect timeout (libpq has none): an unreachable server fails /readyz and requests
+        # in seconds instead of hanging. ``?connect_timeout=`` in the URL takes precedence.
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -91,8 +91,14 @@ class Ticket(Base):
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     """The earlier ticket this one follows up (a "not fixed" long after resolution)."""
     tracker_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set when the reporter's personal data was erased (on request or after the retention period)."""
+    attachments_fetched: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many of the report's linked attachments the ``fetch_attachments`` job has dealt with
+    (uploaded to the issue, or left as links), so a retried job goes on with the next one."""
 
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    """Indexed: the per-reporter rate limit counts the last hour's tickets."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -120,7 +126,8 @@ class Delivery(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """The body we answered with, returned verbatim on a repeat."""
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    """Indexed: the per-reporter rate limit counts the last hour's follow-ups."""
 
 
 class Followup(Base):
@@ -240,3 +247,36 @@ class InboundEmail(Base):
     """Set when an operator released a held email: it is then exempt from the rate limit."""
     attachments_uploaded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How many of its attachments are in the tracker issue, so a retried upload job skips them."""
+
+
+class Erasure(Base):
+    """The audit log of personal-data operations: exports, erasures and retention purges.
+
+    Holds what was done, when, by whom and how much, never the address or any hash of it.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (
+        UniqueConstraint("reference", name="uq_erasures_reference"),
+        Index("ix_erasures_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40))
+    """A random reference to quote to the data subject or in a ticket (``GD-...``)."""
+    kind: Mapped[str] = mapped_column(String(10))
+    """``export``, ``erase`` (on request) or ``retention`` (the periodic purge)."""
+    actor: Mapped[str] = mapped_column(String(100))
+    """Who: ``cli:<os user>``, ``admin-api`` or ``retention``."""
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    followups: Mapped[int] = mapped_column(Integer, default=0)
+    notifications: Mapped[int] = mapped_column(Integer, default=0)
+    inbound_emails: Mapped[int] = mapped_column(Integer, default=0)
+    tracker_events: Mapped[int] = mapped_column(Integer, default=0)
+    redact_tracker: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The tracker issues' descriptions were to be redacted too."""
+    tracker_redactions: Mapped[int] = mapped_column(Integer, default=0)
+    """``redact_issue`` jobs queued (one per erased ticket)."""
+    tracker_redactions_done: Mapped[int] = mapped_column(Integer, default=0)
+    """Counted up by those jobs as each finishes (an issue redacted, or none was ever filed)."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.adapters.store.models import (
     Delivery,
+    Erasure,
     Followup,
     Job,
     Notification,
@@ -439,6 +440,34 @@ class Store:
     def ticket_followups(self, ticket_id: int) -> Sequence[Followup]:
         with self.session() as session:
             return session.scalars(select(Followup).where(Followup.ticket_id == ticket_id).order_by(Followup.id)).all()
+
+    def dead_letters(self, *, limit: int = 100) -> list[tuple[Job, str | None]]:
+        """Dead jobs, newest first, each with its ticket's tracking ID (None for a job without a ticket)."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Job, Ticket.tracking_id)
+                .outerjoin(Ticket, Ticket.id == Job.ticket_id)
+                .where(Job.state == DEAD)
+                .order_by(Job.id.desc())
+                .limit(limit)
+            ).all()
+            return [(job, tracking_id) for job, tracking_id in rows]
+
+    # --- personal data audit ----------------------------------------------------------------------
+
+    def erasures(self, *, limit: int = 100) -> Sequence[Erasure]:
+        """The audit log of exports, erasures and retention purges, newest first."""
+        with self.session() as session:
+            return session.scalars(select(Erasure).order_by(Erasure.id.desc()).limit(limit)).all()
+
+    def count_redaction(self, erasure_id: int) -> None:
+        """One more ``redact_issue`` job of the erasure finished."""
+        with self.session() as session:
+            session.execute(
+                update(Erasure)
+                .where(Erasure.id == erasure_id)
+                .values(tracker_redactions_done=Erasure.tracker_redactions_done + 1)
+            )
 
 
 def apply_plan(ticket: Ticket, plan: Plan) -> None:

@@ -86,6 +86,11 @@ class Tracker(Protocol):
         Jira adds it as an issue attachment. Not idempotent: a retry attaches it again."""
         ...
 
+    def redact_issue(self, dest: Destination, ref: IssueRef, text: str) -> None:
+        """Replace the issue's description with ``text`` (the bridge's own words, written as given):
+        the reporter's text leaves the tracker when their personal data is erased. Idempotent."""
+        ...
+
     def account(self) -> Account:
         """Who the bridge is in this tracker (cached after the first call)."""
         ...

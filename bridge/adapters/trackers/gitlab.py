@@ -614,9 +614,19 @@ class GitLabTracker:
             embed = "!" if content_type.lower().startswith("image/") else ""
             link = f"{embed}[{inline_untrusted(name, limit=200)}]({quote(url, safe=_URL_SAFE)})"
             issue = self._project(dest).issues.get(iid, lazy=True)
-            issue.notes.create({"body": f"Attachment from the reporter's email: {link}"}, **NO_LIBRARY_RETRIES)
+            issue.notes.create({"body": f"Attachment from the reporter: {link}"}, **NO_LIBRARY_RETRIES)
 
         self._call("upload attachment", run)
+
+    def redact_issue(self, dest: Destination, ref: IssueRef, text: str) -> None:
+        """``PUT /projects/:id/issues/:iid`` with the new ``description``; title, labels, milestone and
+        notes stay as they are."""
+        iid = _iid(ref)
+
+        def run() -> None:
+            self._project(dest).issues.update(iid, {"description": text}, **NO_LIBRARY_RETRIES)
+
+        self._call("redact issue", run)
 
     def probe(self) -> None:
         """One authenticated request (``GET /user``), never cached: for readiness checks."""

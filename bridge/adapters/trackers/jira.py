@@ -256,6 +256,11 @@ class JiraTracker:
                 headers={"Content-Type": None, "X-Atlassian-Token": "no-check"},
             )
 
+    def redact_issue(self, dest: Destination, ref: IssueRef, text: str) -> None:
+        """``PUT /issue/<key>`` setting ``fields.description``; summary, labels, sprint and comments stay."""
+        with self._boundary(f"jira redact {ref.key}"):
+            self._put(self._rest(f"issue/{_path(ref.key)}"), {"fields": {"description": text}})
+
     def probe(self) -> None:
         """One authenticated request (``GET /myself``), never cached: for readiness checks."""
         with self._boundary("jira probe (GET /myself)"):

@@ -1,0 +1,197 @@
+"""The admin API (CONTRACT section 7): dead letters, replays and reporters' personal data.
+
+Everything lives under ``/api/v1/admin/`` and needs ``Authorization: Bearer <BRIDGE_ADMIN_TOKEN>``,
+compared in constant time. The chatbot's API token is a different secret and never works here
+(the configuration refuses the two being equal).
+
+**Off unless configured**: without ``BRIDGE_ADMIN_TOKEN`` every admin URL answers ``404`` as if it
+did not exist, so an installation that never turned the API on shows no admin surface to probe.
+With a token, a missing or wrong one is ``401``. Errors are ``application/problem+json``.
+
+- ``GET  /api/v1/admin/dead-letters``: dead jobs (kind, tracking ID, attempts, last error with
+  addresses masked, times), newest first; ``?limit=`` (default 100, at most 1000).
+- ``POST /api/v1/admin/dead-letters/<job id>/replay``: a fresh retry horizon, queued again;
+  ``404`` for an unknown job, ``409`` for one that is not dead.
+- ``POST /api/v1/admin/dead-letters/replay-all``: every dead job.
+- ``GET  /api/v1/admin/reporters/export?email=<address>``: everything held about the reporter (audited).
+- ``POST /api/v1/admin/reporters/erase`` ``{"email": ..., "redact_tracker": false}``: erase it (audited).
+- ``GET  /api/v1/admin/erasures``: the audit log (never an address), newest first; ``?limit=``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from bridge.adapters.mail import mask_addresses
+from bridge.bootstrap import current_deps, personal_data
+from bridge.operations import replay_dead_letters
+from bridge.pipeline.gdpr import ADMIN_API_ACTOR, AuditRecord
+from bridge.pipeline.ticket_view import iso_utc
+from bridge.web.problems import problem
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
+
+_MAX_EMAIL = 320
+_MAX_LIMIT = 1000
+
+
+@bp.before_app_request
+def _authenticate() -> Response | None:
+    """Guards every path under the prefix, routed or not, before routing errors (404/405) can show
+    which admin URLs exist."""
+    if request.path.rstrip("/") != bp.url_prefix and not request.path.startswith(f"{bp.url_prefix}/"):
+        return None
+    expected = current_deps().settings.admin.token
+    if not expected:
+        # The admin API is off: nothing here exists.
+        return _no_store(problem(404, "Not Found", "The requested URL was not found on the server."))
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _no_store(_unauthorized("send Authorization: Bearer <admin token>"))
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        return _no_store(_unauthorized("the bearer token is not valid", error="invalid_token"))
+    return None
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # personal data: no shared or browser caches
+    return response
+
+
+# --- dead letters ---------------------------------------------------------------------------------
+
+
+@bp.get("/dead-letters")
+def dead_letters() -> Response:
+    limit = _limit()
+    if isinstance(limit, Response):
+        return limit
+    rows = current_deps().store.dead_letters(limit=limit)
+    items = [
+        {
+            "id": job.id,
+            "kind": job.kind,
+            "lane": job.lane,
+            "tracking_id": tracking_id,
+            "subject_id": job.subject_id,
+            "attempts": job.attempts,
+            "last_error": mask_addresses(job.last_error) if job.last_error else None,
+            "request_id": job.request_id,
+            "created_at": iso_utc(job.created_at),
+            "updated_at": iso_utc(job.updated_at),
+            "finished_at": iso_utc(job.finished_at) if job.finished_at else None,
+        }
+        for job, tracking_id in rows
+    ]
+    return _json({"dead_letters": items})
+
+
+@bp.post("/dead-letters/<int:job_id>/replay")
+def replay(job_id: int) -> Response:
+    deps = current_deps()
+    if job_id >= 2**63 or deps.store.job(job_id) is None:  # no id that large (SQLite cannot bind it: 500)
+        return problem(404, "Unknown job", f"there is no job {job_id}", slug="unknown-job")
+    if not replay_dead_letters(deps, [job_id]):
+        return problem(409, "Not a dead letter", f"job {job_id} is not dead; it was left alone", slug="not-dead")
+    log.info("admin.replayed", extra={"job_id": job_id})
+    return _json({"replayed": [job_id]})
+
+
+@bp.post("/dead-letters/replay-all")
+def replay_all() -> Response:
+    deps = current_deps()
+    replayed = replay_dead_letters(deps, None)
+    log.info("admin.replayed_all", extra={"count": len(replayed)})
+    return _json({"replayed": replayed})
+
+
+# --- personal data --------------------------------------------------------------------------------
+
+
+@bp.get("/reporters/export")
+def export() -> Response:
+    email = _email(request.args.get("email", "").replace(" ", "+"))
+    if isinstance(email, Response):
+        return email
+    result = personal_data(current_deps()).export(email, actor=ADMIN_API_ACTOR)
+    response = _json(result.document)
+    response.headers["Content-Disposition"] = f'attachment; filename="personal-data-{result.audit.reference}.json"'
+    return response
+
+
+@bp.post("/reporters/erase")
+def erase() -> Response:
+    if not request.is_json:
+        return problem(415, "Unsupported Media Type", "send application/json", slug="content-type")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return problem(400, "Malformed JSON", "the body must be a JSON object", slug="malformed")
+    errors = []
+    redact = body.get("redact_tracker", False)
+    if not isinstance(redact, bool):
+        errors.append({"field": "redact_tracker", "message": "must be true or false"})
+    unknown = sorted(set(body) - {"email", "redact_tracker"})
+    errors += [{"field": name, "message": "unknown field"} for name in unknown]
+    raw_email = body.get("email")
+    if not isinstance(raw_email, str):
+        errors.append({"field": "email", "message": "required: the reporter's email address"})
+    if errors:
+        return problem(400, "Invalid request", "the request has invalid fields", slug="validation", errors=errors)
+    assert isinstance(raw_email, str)
+    email = _email(raw_email)
+    if isinstance(email, Response):
+        return email
+    audit = personal_data(current_deps()).erase(email, actor=ADMIN_API_ACTOR, redact_tracker=bool(redact))
+    return _json(audit.as_json())
+
+
+@bp.get("/erasures")
+def erasures() -> Response:
+    limit = _limit()
+    if isinstance(limit, Response):
+        return limit
+    rows = current_deps().store.erasures(limit=limit)
+    return _json({"erasures": [AuditRecord.of(row).as_json() for row in rows]})
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _email(value: str) -> str | Response:
+    email = value.strip()
+    if not email:
+        return problem(400, "Missing email", "give the reporter's address", slug="email")
+    if len(email) > _MAX_EMAIL or "@" not in email or any(ch.isspace() for ch in email):
+        return problem(400, "Invalid email", "that is not an email address", slug="email")
+    return email
+
+
+def _limit() -> int | Response:
+    raw = request.args.get("limit", "100")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= _MAX_LIMIT:
+        return problem(400, "Invalid limit", f"limit must be a number from 1 to {_MAX_LIMIT}", slug="limit")
+    return limit
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json")
+
+
+def _unauthorized(detail: str, *, error: str | None = None) -> Response:
+    response = problem(401, "Unauthorized", detail, slug="unauthorized")
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer realm="bridge-admin", error="{error}"' if error else 'Bearer realm="bridge-admin"'
+    )
+    return response
