@@ -244,12 +244,22 @@ class _Attachments:
             )
 
 
+def _from_header(name: str, address: str) -> str:
+    """A From value for a name and address. ``formataddr`` refuses non-ASCII addresses
+    (``jørgen@firma.dk``), which are valid (RFC 6531) and must not cost the reporter their report."""
+    try:
+        return formataddr((name, address))
+    except UnicodeEncodeError:
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>' if name else address
+
+
 def _json_field(value: str | None, what: str, problems: list[str]) -> Any:
     if value is None or not value.strip():
         return None
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         problems.append(f"{what}: not valid JSON")
         return None
 
@@ -507,10 +517,10 @@ def parsed_from_postmark(
     from_value: str | None = None
     if isinstance(from_full, Mapping) and isinstance(from_full.get("Email"), str):
         name = from_full.get("Name") if isinstance(from_full.get("Name"), str) else ""
-        from_value = formataddr((name or "", from_full["Email"]))
+        from_value = _from_header(name or "", from_full["Email"])
     elif isinstance(payload.get("From"), str):
         name = payload.get("FromName") if isinstance(payload.get("FromName"), str) else ""
-        from_value = formataddr((name or "", payload["From"]))
+        from_value = _from_header(name or "", payload["From"])
 
     attachments = _Attachments(max_attachment_bytes, problems)
     items = payload.get("Attachments")

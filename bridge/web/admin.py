@@ -131,7 +131,10 @@ def export() -> Response:
 def erase() -> Response:
     if not request.is_json:
         return problem(415, "Unsupported Media Type", "send application/json", slug="content-type")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        body = None
     if not isinstance(body, dict):
         return problem(400, "Malformed JSON", "the body must be a JSON object", slug="malformed")
     errors = []

@@ -291,3 +291,12 @@ def test_database_outage_is_503_with_retry_after(deps: Deps) -> None:
     assert response.headers["Retry-After"] == "5"
     assert response.mimetype == "application/problem+json"
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_very_long_idempotency_key_still_deduplicates(client: FlaskClient, deps: Deps) -> None:
+    """A key longer than the column is stored by its hash: 202, then 200 for the repeat, never a 5xx."""
+    key = "k" * 1000
+    first = post_event(client, report_event(event_id="a1"), **{"Idempotency-Key": key})
+    second = post_event(client, report_event(event_id="a2"), **{"Idempotency-Key": key})
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert second.get_json() == first.get_json()

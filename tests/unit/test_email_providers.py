@@ -525,3 +525,21 @@ def test_provider_parsers_never_raise_on_junk() -> None:
             assert isinstance(parsed, ParsedEmail)
             for text in (parsed.subject, parsed.body, parsed.sender or "", *parsed.recipients, *parsed.problems):
                 text.encode("utf-8")
+
+
+def test_postmark_non_ascii_sender_address_is_read() -> None:
+    """An internationalised address (RFC 6531) does not cost the reporter their report."""
+    from bridge.pipeline.email_providers import parsed_from_postmark
+
+    parsed = parsed_from_postmark(
+        {
+            "From": "jørgen@firma.dk",
+            "FromName": "Jørgen",
+            "Subject": "Fejl",
+            "TextBody": "Det virker ikke",
+            "Headers": [{"Name": "Message-ID", "Value": "<x1@firma.dk>"}],
+        },
+        max_attachment_bytes=1024,
+    )
+    assert parsed.sender == "jørgen@firma.dk"
+    assert parsed.body.startswith("Det virker ikke")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -92,6 +93,7 @@ class Store:
         A repeated key returns the first response and creates nothing.
         """
         now = self._now()
+        delivery_key = bounded_key(delivery_key)
         try:
             with self.session() as session:
                 delivery = Delivery(source=source, delivery_key=delivery_key, event_type=event_type, received_at=now)
@@ -109,6 +111,7 @@ class Store:
             return Accepted(response=previous.response or {}, duplicate=True)
 
     def find_delivery(self, source: str, delivery_key: str) -> Delivery | None:
+        delivery_key = bounded_key(delivery_key)
         with self.session() as session:
             return session.scalar(
                 select(Delivery).where(Delivery.source == source, Delivery.delivery_key == delivery_key)
@@ -468,6 +471,14 @@ class Store:
                 .where(Erasure.id == erasure_id)
                 .values(tracker_redactions_done=Erasure.tracker_redactions_done + 1)
             )
+
+
+def bounded_key(key: str) -> str:
+    """A delivery key that fits its column: callers choose keys (Idempotency-Key), so a long one
+    is replaced by its hash, still unique per key, instead of failing the insert."""
+    if len(key) <= 200:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def apply_plan(ticket: Ticket, plan: Plan) -> None:
