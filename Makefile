@@ -51,6 +51,12 @@ bench: venv
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	$(BIN)/python -m bench
 
+## Soak test (soak/run.py): SOAK_REPORTS (2000) reports and tracker changes under SIGKILLs, SMTP downtime
+## and tracker faults, on SQLite then PostgreSQL + Redis (SOAK_BACKEND); < 15 min. Writes soak/results/latest.json.
+.PHONY: soak
+soak: venv
+	SOAK_BACKEND=$${SOAK_BACKEND:-sqlite,postgres} $(BIN)/python -m soak
+
 ## Re-pin requirements.txt from requirements.in in a scratch environment.
 lock:
 	rm -rf /tmp/bridge-lock && $(PYTHON) -m venv /tmp/bridge-lock

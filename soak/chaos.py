@@ -1,0 +1,329 @@
+"""What goes wrong during a soak, planned from a seeded RNG and carried out on a timeline.
+
+Three lanes run side by side, each a thread working through its own sorted events:
+
+- **tracker and mail**: sandbox fault rules (latency, 429 rate limit with Retry-After, 5xx windows,
+  a full outage, "created but answered 502", duplicate and late webhooks) and SMTP downtime;
+- **worker**: SIGKILL, then a restart after a random pause;
+- **web**: SIGKILL of gunicorn's whole process group and a restart, or SIGKILL of one gunicorn
+  worker (the master forks a new one).
+
+Fault rules are replaced as a whole on every change (``POST /_sandbox/faults {"rules": [...]}``),
+with the remaining seconds of running windows and the unspent create-then-502 budget carried over.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import requests
+
+from soak.stack import SoakStack, sleep_until
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    duration: float
+    latency_ms: int
+    webhook_delay_ms: int
+    windows_5xx: list[tuple[float, float, int]]
+    """(start, seconds, status)"""
+    outage: tuple[float, float, int]
+    """(start, seconds, Retry-After seconds)"""
+    rate_limit: tuple[float, float, int]
+    """(start, seconds, creates per minute)"""
+    create_then_502: tuple[float, int]
+    """(start, how many creates succeed but are answered 502)"""
+    smtp_down: list[tuple[float, float]]
+    worker_kills: list[tuple[float, float]]
+    """(kill at, restart after seconds)"""
+    web_kills: list[tuple[float, float, bool]]
+    """(kill at, restart after seconds, whole web: False kills one gunicorn worker only)"""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _kills(
+    rng: random.Random, duration: float, *, first: float, gap: tuple[float, float], down: tuple[float, float]
+) -> list[tuple[float, float]]:
+    kills, t = [], first
+    while t < duration:
+        pause = round(rng.uniform(*down), 2)
+        kills.append((round(t, 2), pause))
+        t += pause + rng.uniform(*gap)
+    return kills
+
+
+def plan_chaos(rng: random.Random, duration: float, *, small: bool, create_rate: float) -> ChaosPlan:
+    """The faults and kills of one run. ``small`` packs one of each into a short run."""
+    d = duration
+    if small:
+        # One of each on a fixed grid (with a little jitter), so that no fault hides behind another (the
+        # 5xx window and the outage fall where the worker runs) and the run stays short: a job the
+        # queue lost in a kill is swept at the restarted worker's start (lease run out) or a minute
+        # later (30 s grace), and a 429 costs its Retry-After (up to 60 s: the sandbox's window is a
+        # sliding minute). So both worker kills come early: the sweep a minute after the last
+        # restart falls together with the end of the rate limit's Retry-After.
+        def at(fraction: float) -> float:
+            return round((fraction + rng.uniform(-0.01, 0.01)) * d, 2)
+
+        return ChaosPlan(
+            duration=d,
+            latency_ms=rng.randint(10, 30),
+            webhook_delay_ms=rng.randint(200, 600),
+            windows_5xx=[(at(0.6), 3.0, rng.choice([500, 502, 503, 504]))],
+            outage=(at(0.72), 4.0, 2),
+            rate_limit=(at(0.2), 6.0, 8),
+            create_then_502=(at(0.04), 3),
+            smtp_down=[(at(0.44), 6.0)],
+            worker_kills=[(at(0.12), 6.0), (at(0.5), 1.0)],
+            web_kills=[(at(0.28), round(rng.uniform(0.5, 1.5), 2), True), (at(0.56), 0.0, False), (at(0.8), 1.0, True)],
+        )
+
+    windows = sorted(
+        (round(rng.uniform(0.1, 0.9) * d, 2), round(rng.uniform(5, 10), 2), rng.choice([500, 502, 503, 504]))
+        for _ in range(3)
+    )
+    web = [
+        (t, pause, rng.random() < 0.7)
+        for t, pause in _kills(rng, d, first=rng.uniform(8, 20), gap=(15, 35), down=(0.3, 3))
+    ]
+    return ChaosPlan(
+        duration=d,
+        latency_ms=rng.randint(15, 40),
+        webhook_delay_ms=rng.randint(300, 1200),
+        windows_5xx=windows,
+        outage=(round(rng.uniform(0.3, 0.6) * d, 2), round(rng.uniform(15, 25), 2), rng.randint(2, 5)),
+        rate_limit=(
+            round(rng.uniform(0.05, 0.3) * d, 2),
+            round(rng.uniform(30, 45), 2),
+            max(20, int(create_rate * 6)),
+        ),
+        create_then_502=(round(rng.uniform(0.05, 0.5) * d, 2), rng.randint(8, 12)),
+        smtp_down=sorted((round(rng.uniform(0.1, 0.8) * d, 2), round(rng.uniform(15, 30), 2)) for _ in range(2)),
+        worker_kills=_kills(rng, d, first=rng.uniform(5, 15), gap=(12, 30), down=(0.5, 8)),
+        web_kills=web,
+    )
+
+
+# --- carrying it out ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rule:
+    rule: dict[str, Any]
+    window_until: float | None = None
+    window_status: int = 503
+
+
+class FaultRules:
+    """The sandbox's fault rules as named entries; every change re-posts the whole list."""
+
+    def __init__(self, sandbox_url: str) -> None:
+        self.url = sandbox_url
+        self._rules: dict[str, _Rule] = {}
+        self._posted: list[str] = []
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+
+    def set(self, name: str, rule: dict[str, Any], *, window: tuple[float, int] | None = None) -> None:
+        with self._lock:
+            entry = _Rule(rule=dict(rule))
+            if window is not None:
+                entry.window_until, entry.window_status = time.time() + window[0], window[1]
+            self._rules[name] = entry
+            self._post()
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            if self._rules.pop(name, None) is not None:
+                self._post()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self._http.delete(f"{self.url}/_sandbox/faults", timeout=10).raise_for_status()
+            self._posted = []
+
+    def _post(self) -> None:
+        # Carry over the unspent create-then-502 budgets (rules come back in the order posted).
+        current = self._http.get(f"{self.url}/_sandbox/faults", timeout=10).json()["rules"]
+        for name, server_rule in zip(self._posted, current, strict=False):
+            entry = self._rules.get(name)
+            if entry is not None and "create_then_502" in entry.rule:
+                entry.rule["create_then_502"] = int(server_rule.get("create_then_502", 0))
+        now = time.time()
+        names, rules = [], []
+        for name, entry in self._rules.items():
+            rule = dict(entry.rule)
+            if entry.window_until is not None:
+                left = entry.window_until - now
+                if left <= 0:
+                    continue
+                rule["status_window"] = {"seconds": round(left, 3), "status": entry.window_status}
+            names.append(name)
+            rules.append(rule)
+        response = self._http.post(f"{self.url}/_sandbox/faults", json={"rules": rules}, timeout=10)
+        response.raise_for_status()
+        self._posted = names
+
+
+@dataclass
+class ChaosLog:
+    started: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, lane: str, what: str, **details: Any) -> None:
+        with self.lock:
+            self.events.append({"t": round(time.time() - self.started, 2), "lane": lane, "event": what, **details})
+
+    def count(self, what: str) -> int:
+        with self.lock:
+            return sum(1 for e in self.events if e["event"] == what)
+
+
+Event = tuple[float, str, Callable[[], Any], dict[str, Any]]
+
+
+class Chaos:
+    def __init__(self, stack: SoakStack, plan: ChaosPlan, *, seed: int) -> None:
+        self.stack = stack
+        self.plan = plan
+        self.faults = FaultRules(stack.sandbox_url)
+        self.log = ChaosLog()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._rng = random.Random(seed)
+
+    def start(self) -> None:
+        self.log.started = time.time()
+        lanes = {"tracker+mail": self._fault_events(), "worker": self._worker_events(), "web": self._web_events()}
+        for lane, events in lanes.items():
+            thread = threading.Thread(
+                target=self._run_lane, args=(lane, events), name=f"soak-chaos-{lane}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def wait(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def stop(self) -> None:
+        """End the chaos early (on an error): the lanes stop at their next event."""
+        self._stop.set()
+        self.wait()
+
+    def _run_lane(self, lane: str, events: list[Event]) -> None:
+        for at, what, action, details in sorted(events, key=lambda e: e[0]):
+            if not sleep_until(self.log.started + at, self._stop):
+                return
+            try:
+                result = action()
+            except Exception as exc:
+                self.log.errors.append(f"{lane}: {what}: {type(exc).__name__}: {exc}")
+                self.log.add(lane, f"{what} FAILED", error=str(exc))
+                continue
+            extra = {"result": result} if result is not None else {}
+            self.log.add(lane, what, **details, **extra)
+
+    # -- the lanes' events -------------------------------------------------------------------------------
+
+    def _fault_events(self) -> list[Event]:
+        p, f = self.plan, self.faults
+        events: list[Event] = [
+            (
+                0.0,
+                "latency on",
+                lambda: f.set("latency", {"tracker": "both", "latency_ms": p.latency_ms}),
+                {"ms": p.latency_ms},
+            ),
+            (
+                0.0,
+                "webhooks duplicated and late",
+                lambda: f.set(
+                    "webhooks", {"tracker": "both", "webhook_duplicate": True, "webhook_delay_ms": p.webhook_delay_ms}
+                ),
+                {"delay_ms": p.webhook_delay_ms},
+            ),
+            (p.duration, "latency off", lambda: f.remove("latency"), {}),
+            (p.duration, "webhook faults off", lambda: f.remove("webhooks"), {}),
+        ]
+        for i, (start, seconds, status) in enumerate(p.windows_5xx):
+            name = f"5xx-{i}"
+            events.append(
+                (
+                    start,
+                    "5xx window",
+                    partial(f.set, name, {"tracker": "both"}, window=(seconds, status)),
+                    {"seconds": seconds, "status": status},
+                )
+            )
+        start, seconds, retry_after = p.outage
+        events += [
+            (
+                start,
+                "outage on",
+                lambda: f.set("outage", {"tracker": "both", "outage": True, "retry_after_s": retry_after}),
+                {"seconds": seconds},
+            ),
+            (start + seconds, "outage off", lambda: f.remove("outage"), {}),
+        ]
+        start, seconds, per_minute = p.rate_limit
+        limit = {"tracker": "both", "rate_limit": {"endpoint": "create_issue", "per_minute": per_minute}}
+        events += [
+            (
+                start,
+                "rate limit on",
+                lambda: f.set("rate", limit),
+                {"seconds": seconds, "creates_per_minute": per_minute},
+            ),
+            (start + seconds, "rate limit off", lambda: f.remove("rate"), {}),
+        ]
+        start, budget = p.create_then_502
+        events.append(
+            (
+                start,
+                "create then 502 armed",
+                lambda: f.set("create502", {"tracker": "both", "endpoint": "create_issue", "create_then_502": budget}),
+                {"budget": budget},
+            )
+        )
+        events.append((p.duration, "create then 502 disarmed", lambda: f.remove("create502"), {}))
+        for start, seconds in p.smtp_down:
+            events += [
+                (start, "smtp down", self.stack.smtp.go_down, {"seconds": seconds}),
+                (start + seconds, "smtp up", self.stack.smtp.come_back, {}),
+            ]
+        return events
+
+    def _worker_events(self) -> list[Event]:
+        events: list[Event] = []
+        for at, pause in self.plan.worker_kills:
+            events += [
+                (at, "worker SIGKILL", self.stack.kill_worker, {"restart_after_s": pause}),
+                (at + pause, "worker restart", self.stack.start_worker, {}),
+            ]
+        return events
+
+    def _web_events(self) -> list[Event]:
+        events: list[Event] = []
+        for at, pause, whole in self.plan.web_kills:
+            if whole:
+                events += [
+                    (at, "web SIGKILL (master and workers)", self.stack.kill_web, {"restart_after_s": pause}),
+                    (at + pause, "web restart", self.stack.start_web, {}),
+                ]
+            else:
+                pick = self._rng.randrange(1000)
+                events.append((at, "web worker SIGKILL", partial(self.stack.kill_web_worker, pick), {}))
+        return events

@@ -1,0 +1,443 @@
+"""One soak run: start the stack, send the reports, drive the developer actions, inject the chaos,
+wait until everything has settled, prove what survived (``soak/verify.py``) and report.
+
+Timeline: reports go out at ``rate``/s from t=0; the chaos (``soak/chaos.py``) runs from t=0 until
+``chaos_tail`` s after the last report is due; developer action chains (``soak/acts.py``) start as
+soon as their issue is filed and its emails have arrived, and go on after the chaos. Then every
+process is made to run, the faults are cleared, and the run waits — against ``settle_timeout`` —
+until every chain has ended, no job is pending or running and the sandbox has no webhook left to
+send (twice in a row, a few seconds apart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from soak.acts import ActDriver
+from soak.chaos import Chaos, plan_chaos
+from soak.db import BridgeDb
+from soak.load import Planned, Sender, plan_reports
+from soak.observe import SandboxObserver
+from soak.stack import MISSING_PROJECT, SoakStack, drop_pg_schema, flush_redis, new_pg_schema
+from soak.verify import verify
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "soak" / "results"
+
+
+@dataclass(frozen=True)
+class SoakSettings:
+    backend: str = "sqlite"
+    """``sqlite`` (the embedded defaults) or ``postgres`` (PostgreSQL + Redis)."""
+    reports: int = 2000
+    rate: float = 8.0
+    """Reports sent per second (what the worker keeps up with on 2 cores, between the faults)."""
+    email_fraction: float = 0.25
+    jira_fraction: float = 0.2
+    permanent: int = 6
+    """Reports routed to the GitLab project that does not exist: each must end as one dead letter."""
+    chain_fraction: float = 0.3
+    """Share of the reports (of the first three quarters) whose issue gets a developer action chain."""
+    seed: int = 20261125
+    small: bool = False
+    debounce_seconds: float = 1.0
+    reconcile_minutes: int = 2
+    """delivery.reconcile_minutes: the lost webhooks' safety net (each run re-syncs every ticket changed
+    in the last interval + 2 minutes, so 1 minute triples the sync jobs)."""
+    worker_threads: int = 8
+    """queue.worker_threads: jobs mostly wait on the (slowed) tracker; 8 keeps up with ``rate``."""
+    chaos_tail: float = 20.0
+    settle_timeout: float = 300.0
+    gate_timeout: float = 240.0
+    """How long a chain waits for the email of its last transition before it counts as stalled."""
+    send_threads: int = 16
+    give_up_after: float = 120.0
+    """A report not accepted after this long is given up (and fails the run)."""
+    pg_base_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    redis_url: str = "redis://127.0.0.1:6379/13"
+    root: Path | None = None
+
+    @classmethod
+    def from_env(cls, *, small: bool = False, **overrides: Any) -> SoakSettings:
+        env = os.environ
+        base = cls.small_defaults() if small else cls()
+        values: dict[str, Any] = {
+            "backend": env.get("SOAK_BACKEND", base.backend),
+            "reports": int(env.get("SOAK_REPORTS", base.reports)),
+            "rate": float(env.get("SOAK_RATE", base.rate)),
+            "seed": int(env.get("SOAK_SEED", base.seed)),
+            "email_fraction": float(env.get("SOAK_EMAIL_FRACTION", base.email_fraction)),
+            "worker_threads": int(env.get("SOAK_WORKER_THREADS", base.worker_threads)),
+            "reconcile_minutes": int(env.get("SOAK_RECONCILE_MINUTES", base.reconcile_minutes)),
+            "pg_base_url": env.get("SOAK_DATABASE_URL", env.get("TEST_DATABASE_URL", base.pg_base_url)),
+            "redis_url": env.get("SOAK_REDIS_URL", base.redis_url),
+        }
+        values.update(overrides)
+        return replace(base, **values)
+
+    @classmethod
+    def small_defaults(cls) -> SoakSettings:
+        return cls(
+            reports=60,
+            rate=6.0,
+            permanent=2,
+            chain_fraction=0.4,
+            small=True,
+            reconcile_minutes=1,  # a webhook lost while the web is down is found within the short run
+            chaos_tail=15.0,
+            # A lost wake-up (see the report) costs up to 30 s grace + 60 s until the next sweep.
+            settle_timeout=130.0,
+            gate_timeout=130.0,
+            send_threads=8,
+            give_up_after=60.0,
+        )
+
+
+@dataclass
+class Progress:
+    started: float = field(default_factory=time.time)
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        line = f"[soak +{time.time() - self.started:6.1f}s] {text}"
+        self.lines.append(line)
+        print(line, flush=True)
+
+
+def run_soak(settings: SoakSettings) -> dict[str, Any]:
+    """Run one soak; returns the result (``result["failures"]`` is empty when everything held)."""
+    root = settings.root or Path(tempfile.mkdtemp(prefix=f"bridge-soak-{settings.backend}-"))
+    root.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+    schema: str | None = None
+    database_url = redis_url = None
+    if settings.backend == "postgres":
+        database_url, schema = new_pg_schema(settings.pg_base_url)
+        redis_url = settings.redis_url
+        flush_redis(redis_url)
+    elif settings.backend != "sqlite":
+        raise ValueError(f"SOAK_BACKEND must be sqlite or postgres, not {settings.backend!r}")
+    rng = random.Random(settings.seed)
+    run_id = f"{settings.seed % 100000:05d}{rng.randrange(36**3):04x}"
+    (root / "stack").mkdir(parents=True, exist_ok=True)
+    stack = SoakStack(
+        root / "stack",
+        database_url=database_url,
+        redis_url=redis_url,
+        debounce_seconds=settings.debounce_seconds,
+        sandbox_seed=settings.seed,
+        reconcile_minutes=settings.reconcile_minutes,
+        worker_threads=settings.worker_threads,
+    )
+    result: dict[str, Any] = {
+        "backend": settings.backend,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+        "run_dir": str(root),
+    }
+    engine = None
+    try:
+        progress.say(f"starting the stack in {root} ({settings.backend})")
+        stack.start()
+        engine = stack.engine()
+        db = BridgeDb(engine)
+        result.update(_soak(settings, stack, db, rng, run_id, progress))
+    except BaseException as exc:
+        result.setdefault("failures", []).append(f"the soak itself failed: {type(exc).__name__}: {exc}")
+        result["process_logs"] = stack.tails(30)
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        stack.stop()
+        if engine is not None:
+            engine.dispose()
+        if schema is not None:
+            drop_pg_schema(settings.pg_base_url, schema)
+    result["seconds"] = round(time.time() - progress.started, 1)
+    result.setdefault("failures", [])
+    if result["failures"] and "process_logs" not in result:
+        result["process_logs_dir"] = str(stack.root / "logs")
+    return result
+
+
+def _soak(
+    settings: SoakSettings, stack: SoakStack, db: BridgeDb, rng: random.Random, run_id: str, progress: Progress
+) -> dict[str, Any]:
+    plans = plan_reports(
+        settings.reports,
+        rng=rng,
+        run_id=run_id,
+        email_fraction=settings.email_fraction,
+        jira_fraction=settings.jira_fraction,
+        permanent=settings.permanent,
+        chain_fraction=settings.chain_fraction,
+    )
+    load_seconds = settings.reports / settings.rate
+    chaos_plan = plan_chaos(rng, load_seconds + settings.chaos_tail, small=settings.small, create_rate=settings.rate)
+    observer = SandboxObserver(stack.sandbox_url, missing_project=MISSING_PROJECT)
+    acts = ActDriver(stack, db, plans, debounce=settings.debounce_seconds, gate_timeout=settings.gate_timeout)
+    sender = Sender(
+        stack.web_url, threads=settings.send_threads, give_up_after=settings.give_up_after, seed=rng.randrange(2**32)
+    )
+    chaos = Chaos(stack, chaos_plan, seed=rng.randrange(2**32))
+    stop = threading.Event()
+    ticker = threading.Thread(target=_tick, args=(stack, db, plans, acts, progress, stop), daemon=True)
+
+    progress.say(
+        f"{settings.reports} reports at {settings.rate}/s ({load_seconds:.0f} s), "
+        f"chaos for {chaos_plan.duration:.0f} s, "
+        f"{sum(1 for p in plans if p.chain)} action chains, {settings.permanent} reports to {MISSING_PROJECT}"
+    )
+    observer.start()
+    acts.start()
+    ticker.start()
+    chaos.start()
+    timings: dict[str, float] = {}
+    try:
+        sender.send_all(plans, rate=settings.rate, stop=stop)
+        timings["load_done"] = round(time.time() - progress.started, 1)
+        progress.say("every report sent (and retried until accepted)")
+        chaos.wait()
+        timings["chaos_done"] = round(time.time() - progress.started, 1)
+        progress.say("chaos over: every process up, faults cleared, SMTP up; settling")
+        chaos.faults.clear()
+        stack.ensure_running()
+        settled_at = _settle(stack, db, acts, observer, settings.settle_timeout, progress)
+        timings["settled"] = round(time.time() - progress.started, 1)
+    finally:
+        stop.set()
+        chaos.stop()
+        sender.close()
+        acts.stop()
+        observer.stop()
+        ticker.join(timeout=10)
+    progress.say("verifying")
+    verdict = verify(plans, db, stack.state(), stack.smtp.snapshot(), settled_at=settled_at)
+    verdict.survived["latencies"] = db.latencies()
+    verdict.survived["blocked_job_runs"] = _count_in_log(stack.worker.stderr_path, '"job.blocked"')
+    verdict.survived["sweep_requeued_jobs"] = _sum_in_log(stack.worker.stderr_path, "sweep.requeued", "count")
+    failures = list(verdict.failures)
+    if settled_at is None:
+        failures.insert(0, f"did not settle within {settings.settle_timeout:.0f} s")
+    failures += [f"chaos: {e}" for e in chaos.log.errors]
+    if acts.error is not None:
+        failures.append(f"the action driver crashed: {acts.error!r}")
+    injected = _injected(stack, chaos, observer, sender, acts)
+    return {
+        "timings_s": timings,
+        "injected": injected,
+        "survived": verdict.survived,
+        "failures": failures,
+        "chaos_plan": chaos_plan.to_json(),
+        "chaos_events": chaos.log.events,
+        "reports": [_report_json(p) for p in plans if p.chain or p.permanent or p.attempts > 1 or not p.accepted],
+    }
+
+
+def _tick(
+    stack: SoakStack, db: BridgeDb, plans: list[Planned], acts: ActDriver, progress: Progress, stop: threading.Event
+) -> None:
+    while not stop.wait(10):
+        try:
+            jobs = db.job_counts()
+        except Exception as exc:  # SQLite busy for a moment: skip this line
+            jobs = {"?": str(exc)[:40]}  # type: ignore[dict-item]
+        accepted = sum(1 for p in plans if p.accepted)
+        chains = acts.chains
+        complete = sum(1 for p in chains if p.chain_state == "complete")
+        progress.say(
+            f"accepted {accepted}/{len(plans)}, jobs {jobs}, emails {len(stack.smtp.seen)}, "
+            f"acts {acts.stats.acts} (chains complete {complete}/{len(chains)}), "
+            f"worker {'up' if stack.worker.alive() else 'DOWN'}, web {'up' if stack.web.alive() else 'DOWN'}, "
+            f"smtp {'up' if stack.smtp.up else 'DOWN'}"
+        )
+
+
+def _count_in_log(path: Path, needle: str) -> int:
+    if not path.exists():
+        return 0
+    with path.open(errors="replace") as handle:
+        return sum(1 for line in handle if needle in line)
+
+
+def _sum_in_log(path: Path, event: str, field_name: str) -> int:
+    """Sum of ``field_name`` over the JSON log lines of ``event``."""
+    total = 0
+    if not path.exists():
+        return 0
+    with path.open(errors="replace") as handle:
+        for line in handle:
+            if f'"{event}"' not in line:
+                continue
+            try:
+                total += int(json.loads(line).get(field_name, 0))
+            except (ValueError, TypeError):
+                continue
+    return total
+
+
+def _settle(
+    stack: SoakStack, db: BridgeDb, acts: ActDriver, observer: SandboxObserver, timeout: float, progress: Progress
+) -> float | None:
+    """Wait until every chain has ended, no job is pending or running and no webhook is left to send,
+    twice in a row 3 s apart; returns that moment (epoch seconds), or None at the deadline."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    first_calm = 0.0
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        try:
+            counts = db.job_counts()
+        except Exception:
+            calm = 0
+            continue
+        busy = counts.get("pending", 0) + counts.get("running", 0)
+        open_chains = len(acts.open_chains())
+        idle = busy == 0 and open_chains == 0 and observer.poll_webhooks()
+        calm = calm + 1 if idle else 0
+        if calm == 1:
+            first_calm = time.time()
+        if calm >= 2:
+            progress.say("settled: no job pending or running, every chain ended, no webhook left to send")
+            return first_calm
+        if not (stack.worker.alive() and stack.web.alive()):
+            stack.ensure_running()
+    return None
+
+
+def _injected(
+    stack: SoakStack, chaos: Chaos, observer: SandboxObserver, sender: Sender, acts: ActDriver
+) -> dict[str, Any]:
+    plan = chaos.plan
+    log = chaos.log
+    seen = observer.summary()
+    downtimes = stack.smtp.downtimes
+    return {
+        "worker_sigkills": log.count("worker SIGKILL"),
+        "web_sigkills_whole": log.count("web SIGKILL (master and workers)"),
+        "web_worker_sigkills": log.count("web worker SIGKILL"),
+        "web_restarts": stack.web_restarts,
+        "smtp_down_windows": len(downtimes),
+        "smtp_down_seconds": round(sum(b - a for a, b in downtimes), 1),
+        "latency_ms": plan.latency_ms,
+        "windows_5xx": len(plan.windows_5xx),
+        "windows_5xx_seconds": round(sum(s for _, s, _ in plan.windows_5xx), 1),
+        "outage_seconds": plan.outage[1],
+        "rate_limit_window_seconds": plan.rate_limit[1],
+        "rate_limit_creates_per_minute": plan.rate_limit[2],
+        "create_then_502_budget": plan.create_then_502[1],
+        "webhook_delay_ms": plan.webhook_delay_ms,
+        **seen,
+        "load_connection_errors": sender.stats.connection_errors,
+        "load_timeouts": sender.stats.timeouts,
+        "load_5xx_answers": sender.stats.server_errors,
+        "load_reports_retried": sender.stats.retried_reports,
+        "load_retries_answered_duplicate": sender.stats.duplicate_answers,
+        "developer_actions": acts.stats.acts,
+        "developer_actions_refused": acts.stats.failed,
+    }
+
+
+def _report_json(p: Planned) -> dict[str, Any]:
+    return {
+        "n": p.n,
+        "channel": p.channel,
+        "key": p.key,
+        "tracking_id": p.tracking_id,
+        "tracker": p.tracker,
+        "answers": p.answers,
+        "chain": p.chain,
+        "chain_state": p.chain_state,
+        "chain_note": p.chain_note,
+        "acts": [a for a, _ in p.acts_done],
+    }
+
+
+# --- the table --------------------------------------------------------------------------------------------
+
+_INJECTED_ROWS: list[tuple[str, Any]] = [
+    ("worker SIGKILLs (restarted)", "worker_sigkills"),
+    ("web SIGKILLs: master+workers (restarted)", "web_sigkills_whole"),
+    ("web SIGKILLs: one gunicorn worker", "web_worker_sigkills"),
+    ("SMTP server down (windows / seconds)", ("smtp_down_windows", "smtp_down_seconds")),
+    ("tracker latency on every call (ms)", "latency_ms"),
+    ("5xx windows (count / seconds)", ("windows_5xx", "windows_5xx_seconds")),
+    ("full outage (seconds)", "outage_seconds"),
+    ("rate limit window (s / creates per min)", ("rate_limit_window_seconds", "rate_limit_creates_per_minute")),
+    ("tracker API requests seen", "tracker_requests"),
+    ("  answered 429 (Retry-After)", "answers_429"),
+    ("  answered 5xx", "answers_5xx"),
+    ("  created but answered 502", "created_but_answered_502"),
+    ("  refused 404 (missing project)", "missing_project_404"),
+    ("webhook deliveries (sandbox)", "webhook_deliveries"),
+    ("  duplicate copies", "webhook_duplicate_copies"),
+    ("  delivered late (>= 0.2 s)", "webhook_delayed"),
+    ("  retried / failed (web down)", ("webhook_retried", "webhook_failed")),
+    ("intake: connection errors / 5xx / timeouts", ("load_connection_errors", "load_5xx_answers", "load_timeouts")),
+    ("intake: reports retried (same key)", "load_reports_retried"),
+    ("  retry answered 'already stored'", "load_retries_answered_duplicate"),
+    ("developer actions (refused)", ("developer_actions", "developer_actions_refused")),
+]
+_SURVIVED_ROWS: list[tuple[str, Any]] = [
+    ("reports accepted / planned", ("reports_accepted", "reports_planned")),
+    ("tickets", "tickets"),
+    ("tracker issues", "issues"),
+    ("  duplicate issues", "duplicate_issues"),
+    ("  reports without issue (lost)", "reports_without_issue"),
+    ("  reports without ticket (lost)", "lost_reports"),
+    ("status transitions (history)", "status_transitions"),
+    ("status emails (distinct)", "status_emails"),
+    ("acknowledgement emails (distinct)", "ack_emails"),
+    ("  duplicate / missing emails", ("duplicate_emails", "missing_emails")),
+    ("  resends with the same Message-ID", "email_resends_same_message_id"),
+    ("action chains complete / total", None),
+    ("dead letters / expected", ("dead_letters", "dead_letters_expected")),
+    ("jobs pending / running", None),
+    ("job attempts (all jobs)", "job_attempts"),
+    ("  blocked runs / jobs the sweep re-queued", ("blocked_job_runs", "sweep_requeued_jobs")),
+]
+
+
+def _cell(section: dict[str, Any], keys: Any) -> str:
+    if isinstance(keys, tuple):
+        return " / ".join(str(section.get(k, "-")) for k in keys)
+    return str(section.get(keys, "-"))
+
+
+def format_table(result: dict[str, Any]) -> str:
+    injected = result.get("injected", {})
+    survived = result.get("survived", {})
+    lines = [f"== soak on {result['backend']}: {result.get('seconds', '?')} s, run dir {result.get('run_dir')} =="]
+    lines.append(f"{'INJECTED':<44} {'':>12}")
+    for label, keys in _INJECTED_ROWS:
+        lines.append(f"  {label:<42} {_cell(injected, keys):>14}")
+    lines.append(f"{'SURVIVED':<44}")
+    for label, keys in _SURVIVED_ROWS:
+        if label.startswith("action chains"):
+            states = survived.get("chain_states", {})
+            value = f"{states.get('complete', 0)} / {survived.get('chains', '-')}"
+        elif label.startswith("jobs pending"):
+            jobs = survived.get("jobs_by_state", {})
+            value = f"{jobs.get('pending', 0)} / {jobs.get('running', 0)}"
+        else:
+            value = _cell(survived, keys)
+        lines.append(f"  {label:<42} {value:>14}")
+    failures = result.get("failures", [])
+    lines.append("RESULT: " + ("PASS" if not failures else f"FAIL ({len(failures)})"))
+    lines += [f"  - {f}" for f in failures]
+    return "\n".join(lines)
+
+
+def write_results(results: list[dict[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": results}, indent=2, default=str))
+    return path
