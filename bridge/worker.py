@@ -28,7 +28,7 @@ def run_consumer(deps: Deps) -> None:
         # The embedded SQLite queue is polled: keep an idle worker quick to notice new jobs.
         initial_delay=0.05,
         backoff=1.5,
-        max_delay=0.5,
+        max_delay=0.1,
         check_worker_health=True,
     )
     consumer.run()
