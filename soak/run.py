@@ -126,6 +126,19 @@ def run_soak(settings: SoakSettings) -> dict[str, Any]:
         flush_redis(redis_url)
     elif settings.backend != "sqlite":
         raise ValueError(f"SOAK_BACKEND must be sqlite or postgres, not {settings.backend!r}")
+    try:
+        result = _run(settings, root, database_url, redis_url, progress)
+    finally:
+        if schema is not None:
+            drop_pg_schema(settings.pg_base_url, schema)
+    result["seconds"] = round(time.time() - progress.started, 1)
+    result.setdefault("failures", [])
+    return result
+
+
+def _run(
+    settings: SoakSettings, root: Path, database_url: str | None, redis_url: str | None, progress: Progress
+) -> dict[str, Any]:
     rng = random.Random(settings.seed)
     run_id = f"{settings.seed % 100000:05d}{rng.randrange(36**3):04x}"
     (root / "stack").mkdir(parents=True, exist_ok=True)
@@ -160,12 +173,8 @@ def run_soak(settings: SoakSettings) -> dict[str, Any]:
         stack.stop()
         if engine is not None:
             engine.dispose()
-        if schema is not None:
-            drop_pg_schema(settings.pg_base_url, schema)
-    result["seconds"] = round(time.time() - progress.started, 1)
-    result.setdefault("failures", [])
-    if result["failures"] and "process_logs" not in result:
-        result["process_logs_dir"] = str(stack.root / "logs")
+    if result.get("failures"):
+        result.setdefault("process_logs_dir", str(stack.root / "logs"))
     return result
 
 
@@ -401,7 +410,8 @@ _SURVIVED_ROWS: list[tuple[str, Any]] = [
     ("  resends with the same Message-ID", "email_resends_same_message_id"),
     ("action chains complete / total", None),
     ("dead letters / expected", ("dead_letters", "dead_letters_expected")),
-    ("jobs pending / running", None),
+    ("jobs left pending or running", "jobs_left_pending_or_running"),
+    ("  reconcile re-syncs queued after settling", "reconcile_syncs_queued_after_settle"),
     ("job attempts (all jobs)", "job_attempts"),
     ("  blocked runs / jobs the sweep re-queued", ("blocked_job_runs", "sweep_requeued_jobs")),
 ]
@@ -425,9 +435,6 @@ def format_table(result: dict[str, Any]) -> str:
         if label.startswith("action chains"):
             states = survived.get("chain_states", {})
             value = f"{states.get('complete', 0)} / {survived.get('chains', '-')}"
-        elif label.startswith("jobs pending"):
-            jobs = survived.get("jobs_by_state", {})
-            value = f"{jobs.get('pending', 0)} / {jobs.get('running', 0)}"
         else:
             value = _cell(survived, keys)
         lines.append(f"  {label:<42} {value:>14}")

@@ -138,12 +138,13 @@ def verify(
     survived["job_attempts"] = db.job_attempts()
     # Proven at the settle moment (nothing pending or running, twice in a row); since then the
     # reconciliation (every few minutes) may have queued re-syncs of recently changed tickets.
-    later = []
+    later, stranded = [], 0
     for job in db.jobs("pending", "running"):
         created = seconds_of(job.created_at)
         if settled_at is not None and job.kind == "sync_ticket" and created >= settled_at - 1:
             later.append(job)
         else:
+            stranded += 1
             before = db.previous_in_lane(job)
             why = ""
             if job.state == "pending" and before is not None and before[1] in ("done", "dead"):
@@ -155,6 +156,7 @@ def verify(
                 [(job.last_error or "")[:160]] if job.last_error else None,
             )
     survived["reconcile_syncs_queued_after_settle"] = len(later)
+    survived["jobs_left_pending_or_running"] = stranded
     by_ticket_id = {t.id: t for t in tickets.values()}
     dead = db.jobs("dead")
     expected_dead = {p.tracking_id for p in accepted if p.permanent and p.tracking_id}
