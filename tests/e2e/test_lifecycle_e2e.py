@@ -33,7 +33,7 @@ def report(locale: str = "da", email: str = REPORTER, name: str = "Anna Jensen")
     return event
 
 
-def wait_mail(stack: Stack, tracking_id: str, *, containing: str, timeout: float = 20, email: str = REPORTER) -> Mail:
+def wait_mail(stack: Stack, tracking_id: str, *, containing: str, timeout: float = 60, email: str = REPORTER) -> Mail:
     """The first email to the reporter about ``tracking_id`` that contains ``containing``."""
 
     def arrived() -> list[Mail]:
