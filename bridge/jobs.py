@@ -81,6 +81,9 @@ class JobRunner:
             log.info("job.blocked", extra={"job_id": job.id, "kind": job.kind, "blocked_by": blocker})
             metrics.job_run(job.kind, "blocked")
             self._store.reschedule(job.id, at=job.next_attempt_at, error=None, count_attempt=False)
+            if self._store.blocking_job(job) is None:
+                # The older job ended while this one was parking: its wake-up found nothing pending.
+                self._enqueue(job.id, 0)
             return
         handler = self._handlers.get(job.kind)
         if handler is None:
