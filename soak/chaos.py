@@ -65,28 +65,7 @@ def plan_chaos(rng: random.Random, duration: float, *, small: bool, create_rate:
     """The faults and kills of one run. ``small`` packs one of each into a short run."""
     d = duration
     if small:
-        # One of each on a fixed grid (with a little jitter), so that no fault hides behind another (the
-        # 5xx window and the outage fall where the worker runs) and the run stays short: a job the
-        # queue lost in a kill is swept at the restarted worker's start (lease run out) or a minute
-        # later (30 s grace), and a 429 costs its Retry-After (up to 60 s: the sandbox's window is a
-        # sliding minute). So both worker kills come early: the sweep a minute after the last
-        # restart falls together with the end of the rate limit's Retry-After.
-        def at(fraction: float) -> float:
-            return round((fraction + rng.uniform(-0.01, 0.01)) * d, 2)
-
-        return ChaosPlan(
-            duration=d,
-            latency_ms=rng.randint(10, 30),
-            webhook_delay_ms=rng.randint(200, 600),
-            windows_5xx=[(at(0.6), 3.0, rng.choice([500, 502, 503, 504]))],
-            outage=(at(0.72), 4.0, 2),
-            rate_limit=(at(0.2), 6.0, 8),
-            create_then_502=(at(0.04), 3),
-            smtp_down=[(at(0.44), 6.0)],
-            worker_kills=[(at(0.12), 6.0), (at(0.5), 1.0)],
-            web_kills=[(at(0.28), round(rng.uniform(0.5, 1.5), 2), True), (at(0.56), 0.0, False), (at(0.8), 1.0, True)],
-        )
-
+        return _small_plan(rng, d)
     windows = sorted(
         (round(rng.uniform(0.1, 0.9) * d, 2), round(rng.uniform(5, 10), 2), rng.choice([500, 502, 503, 504]))
         for _ in range(3)
@@ -110,6 +89,36 @@ def plan_chaos(rng: random.Random, duration: float, *, small: bool, create_rate:
         smtp_down=sorted((round(rng.uniform(0.1, 0.8) * d, 2), round(rng.uniform(15, 30), 2)) for _ in range(2)),
         worker_kills=_kills(rng, d, first=rng.uniform(5, 15), gap=(12, 30), down=(0.5, 8)),
         web_kills=web,
+    )
+
+
+def _small_plan(rng: random.Random, d: float) -> ChaosPlan:
+    """One of each, at fixed moments (a little jitter) of a ``d`` >= 45 s run.
+
+    Placed so that no fault hides behind another (the 5xx window and the outage fall where the
+    worker runs; the rate limit starts before the first worker restart, so the backlog runs into it)
+    and so that the run stays short. What decides the length is the bridge's own recovery: a 429's
+    Retry-After (up to 60 s: the sandbox's window is a sliding minute) and the sweep, which runs when
+    a worker starts and every 60 s after, re-queueing jobs whose lease ran out or that are 30 s
+    overdue (a job the queue lost in a kill, or one parked by a lost wake-up: see soak/README.md). So
+    the second worker kill comes late, with a restart after the 5 s lease: its start sweeps what the
+    kill left, and its sweep a minute later falls after the Retry-After refilings and their actions.
+    """
+
+    def at(second: float) -> float:
+        return round(second * d / 45 + rng.uniform(-0.3, 0.3), 2)
+
+    return ChaosPlan(
+        duration=d,
+        latency_ms=rng.randint(10, 30),
+        webhook_delay_ms=rng.randint(200, 600),
+        windows_5xx=[(at(12), 3.0, rng.choice([500, 502, 503, 504]))],
+        outage=(at(18), 4.0, 2),
+        rate_limit=(at(4.5), 8.0, 8),
+        create_then_502=(at(1), 3),
+        smtp_down=[(at(26), 6.0)],
+        worker_kills=[(at(3), 6.0), (at(39), 6.0)],
+        web_kills=[(at(7), round(rng.uniform(0.5, 1.5), 2), True), (at(14), 0.0, False), (at(24), 1.0, True)],
     )
 
 

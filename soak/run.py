@@ -93,8 +93,9 @@ class SoakSettings:
             chain_fraction=0.4,
             small=True,
             reconcile_minutes=1,  # a webhook lost while the web is down is found within the short run
-            chaos_tail=15.0,
-            # A lost wake-up (see the report) costs up to 30 s grace + 60 s until the next sweep.
+            chaos_tail=35.0,  # 45 s of chaos: see soak.chaos._small_plan
+            # Typically settled ~40 s after the chaos; a lost wake-up late in the run costs up to
+            # another sweep cycle (30 s grace + 60 s).
             settle_timeout=130.0,
             gate_timeout=130.0,
             send_threads=8,
