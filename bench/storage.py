@@ -48,8 +48,8 @@ def seed_tickets(database_url: str, count: int) -> float:
     from bridge.adapters.store.db import make_engine
     from bridge.adapters.store.repository import Store
     from bridge.bootstrap import utc_now
-    from bridge.pipeline.intake import accept_report, chatbot_event
-    from bridge.pipeline.notices import NoticeScheduler
+    from bridge.pipeline.intake.chatbot import accept_report, chatbot_event
+    from bridge.pipeline.notifying.notices import NoticeScheduler
 
     store = Store(make_engine(database_url), clock=utc_now)
     store.on_status = NoticeScheduler(debounce_seconds=0, callback_enabled=False).on_status

@@ -30,9 +30,15 @@ from bridge.config import Settings, load_settings, tracker_problems
 from bridge.errors import ConfigError, Problem
 from bridge.jobs import Handler, JobRunner
 from bridge.mappings import Mappings, load_mappings
-from bridge.pipeline.attachments_fetch import AttachmentFetchJob
-from bridge.pipeline.callback import ChatbotCallback
-from bridge.pipeline.email_intake import (
+from bridge.pipeline.filing.file_ticket import TicketFiler
+from bridge.pipeline.filing.plan import SprintPlanner
+from bridge.pipeline.filing.route import trackers_in_use
+from bridge.pipeline.following.events import RELAY_COMMENT, SYNC_TICKET
+from bridge.pipeline.following.reconcile import Reconciler
+from bridge.pipeline.following.sync import CommentRelay, TrackerSync
+from bridge.pipeline.intake.attachments import AttachmentFetchJob
+from bridge.pipeline.intake.chatbot import APPLY_FOLLOWUP, FETCH_ATTACHMENTS, FILE_TICKET
+from bridge.pipeline.intake.email.process import (
     PROCESS_EMAIL,
     UPLOAD_ATTACHMENTS,
     AttachmentUploader,
@@ -40,17 +46,11 @@ from bridge.pipeline.email_intake import (
     EmailIntake,
     EmailProcessor,
 )
-from bridge.pipeline.file_ticket import TicketFiler
-from bridge.pipeline.followup import FollowupApplier
-from bridge.pipeline.gdpr import REDACT_ISSUE, IssueRedactor, PersonalData, Retention
-from bridge.pipeline.intake import APPLY_FOLLOWUP, FETCH_ATTACHMENTS, FILE_TICKET
-from bridge.pipeline.notices import CALLBACK, NOTIFY, NoticeScheduler
-from bridge.pipeline.notify import EmailTemplates, Notifier, build_mailer
-from bridge.pipeline.plan import SprintPlanner
-from bridge.pipeline.reconcile import Reconciler
-from bridge.pipeline.route import trackers_in_use
-from bridge.pipeline.tracker_events import RELAY_COMMENT, SYNC_TICKET
-from bridge.pipeline.tracker_sync import CommentRelay, TrackerSync
+from bridge.pipeline.intake.followup import FollowupApplier
+from bridge.pipeline.notifying.callback import ChatbotCallback
+from bridge.pipeline.notifying.email import EmailTemplates, Notifier, build_mailer
+from bridge.pipeline.notifying.notices import CALLBACK, NOTIFY, NoticeScheduler
+from bridge.pipeline.privacy.gdpr import REDACT_ISSUE, IssueRedactor, PersonalData, Retention
 from bridge.yamlfile import LoadedYaml
 
 log = logging.getLogger(__name__)

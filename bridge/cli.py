@@ -17,7 +17,7 @@ from bridge.config import Settings
 from bridge.domain import Status
 from bridge.errors import ConfigError
 from bridge.mappings import Mappings
-from bridge.pipeline.route import destinations, trackers_in_use
+from bridge.pipeline.filing.route import destinations, trackers_in_use
 
 
 def _configuration() -> tuple[Settings, Mappings]:
@@ -46,7 +46,7 @@ def check_config(online: bool) -> None:
     click.echo(f"configuration OK: trackers in use: {', '.join(sorted(trackers_in_use(mappings.routing, settings)))}")
     if not online:
         return
-    from bridge.pipeline.plan import SprintPlanner
+    from bridge.pipeline.filing.plan import SprintPlanner
 
     trackers = build_trackers(settings, trackers_in_use(mappings.routing, settings))
     planner = SprintPlanner(
@@ -362,7 +362,7 @@ def emails(state: str | None, limit: int, show_personal_data: bool) -> None:
 
 
 def _reprocess(inbound_id: int, *, release: bool) -> None:
-    from bridge.pipeline.email_intake import NotReplayable, reprocess
+    from bridge.pipeline.intake.email.process import NotReplayable, reprocess
 
     deps = _deps()
     try:
@@ -457,7 +457,7 @@ def gdpr_erase(email: str, redact_tracker: bool, yes: bool) -> None:
 def gdpr_log(limit: int) -> None:
     """The audit log of exports, erasures and retention purges, newest first (no personal data)."""
     deps = _deps()
-    from bridge.pipeline.gdpr import AuditRecord
+    from bridge.pipeline.privacy.gdpr import AuditRecord
 
     click.echo(f"{'REFERENCE':<16} {'KIND':<9} {'WHEN':<23} {'WHO':<20} TICKETS EMAILS TRACKER")
     for row in deps.store.erasures(limit=limit):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bridge.domain import Severity, SprintSlot, Status
 from bridge.errors import ConfigError, Problem
-from bridge.pipeline.email_rules import EmailRules
+from bridge.pipeline.intake.email.rules import EmailRules
 from bridge.wording import StatusTexts, load_wording
 from bridge.yamlfile import YamlFileError, load_yaml, validate
 

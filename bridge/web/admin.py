@@ -30,8 +30,8 @@ from flask import Blueprint, Response, request
 from bridge.adapters.mail import mask_addresses
 from bridge.bootstrap import current_deps, personal_data
 from bridge.operations import replay_dead_letters
-from bridge.pipeline.gdpr import ADMIN_API_ACTOR, AuditRecord
-from bridge.pipeline.ticket_view import iso_utc
+from bridge.pipeline.notifying.ticket_view import iso_utc
+from bridge.pipeline.privacy.gdpr import ADMIN_API_ACTOR, AuditRecord
 from bridge.web.problems import problem
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ the API answers 401 to everyone.
   The address matches case-insensitively. A ``+`` in the address must be percent-encoded
   (``%2B``); a space, which is what an unencoded ``+`` decodes to, is read back as ``+``.
 
-Only the reporter-facing view is returned (``bridge.pipeline.ticket_view``): never tracker
+Only the reporter-facing view is returned (``bridge.pipeline.notifying.ticket_view``): never tracker
 keys or URLs, internal comments, the reporter's email or another reporter's data.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from bridge.bootstrap import current_deps
-from bridge.pipeline.ticket_view import ticket_view
+from bridge.pipeline.notifying.ticket_view import ticket_view
 from bridge.tracking import is_tracking_id
 from bridge.web.problems import problem
 

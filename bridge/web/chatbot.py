@@ -15,7 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bridge import metrics
 from bridge.bootstrap import Deps, current_deps
 from bridge.limits import RateLimited, ReporterLimits
-from bridge.pipeline.intake import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
+from bridge.pipeline.intake.chatbot import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
 from bridge.tracking import status_url
 from bridge.web.problems import problem
 from bridge.web.signatures import SignatureError, verify_chatbot_signature

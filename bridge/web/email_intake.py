@@ -26,8 +26,8 @@ from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 
 from bridge.bootstrap import Deps, current_deps
-from bridge.pipeline import email_providers
-from bridge.pipeline.email_intake import Delivered, ReplayedToken, Stored
+from bridge.pipeline.intake.email import providers as email_providers
+from bridge.pipeline.intake.email.process import Delivered, ReplayedToken, Stored
 from bridge.web.problems import problem
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, render_template, request
 
 from bridge.bootstrap import current_deps
 from bridge.domain import Status
-from bridge.pipeline.ticket_view import TicketView, iso_utc, ticket_view
+from bridge.pipeline.notifying.ticket_view import TicketView, iso_utc, ticket_view
 from bridge.tracking import is_tracking_id, valid_status_signature
 
 bp = Blueprint("status_page", __name__, template_folder="templates")

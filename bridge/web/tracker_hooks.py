@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bridge import metrics
 from bridge.bootstrap import Deps, current_deps
-from bridge.pipeline.tracker_events import NotOurs, TrackerHook, parse_gitlab, parse_jira
-from bridge.pipeline.tracker_intake import accept_tracker_hook
+from bridge.pipeline.following.events import NotOurs, TrackerHook, parse_gitlab, parse_jira
+from bridge.pipeline.following.webhooks import accept_tracker_hook
 from bridge.web.problems import problem
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from bridge.adapters.store.models import Ticket
 from bridge.bootstrap import Deps, current_deps
-from bridge.pipeline.notify import EmailTemplates
+from bridge.pipeline.notifying.email import EmailTemplates
 from bridge.tracking import is_tracking_id, valid_unsubscribe_signature
 from bridge.web.problems import problem
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.pipeline.intake import chatbot_event
+from bridge.pipeline.intake.chatbot import chatbot_event
 from bridge.web.openapi import document_for, openapi_document
 
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}  # added by Flask to every route
@@ -61,7 +61,7 @@ def test_every_error_answer_is_a_problem_or_a_page() -> None:
 
 
 def test_chatbot_event_schema_matches_the_pydantic_models() -> None:
-    """Required fields, lengths, counts and nullability of the chatbot events match ``pipeline/intake.py``."""
+    """Required fields, lengths, counts and nullability of the chatbot events match ``pipeline/intake/chatbot.py``."""
     document = openapi_document()
     models = chatbot_event.json_schema()
     for name in ("ReportCreated", "ReportFollowup"):

@@ -29,8 +29,8 @@ from bridge import create_app
 from bridge.adapters.store.models import Job, Ticket
 from bridge.bootstrap import Deps
 from bridge.config import AttachmentsSettings
-from bridge.pipeline import attachments_fetch
-from bridge.pipeline.attachments_fetch import (
+from bridge.pipeline.intake import attachments as attachments_fetch
+from bridge.pipeline.intake.attachments import (
     AttachmentFetcher,
     AttachmentFetchJob,
     FetchFailed,
@@ -207,7 +207,7 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def logs() -> Iterator[Records]:
-    logger = logging.getLogger("bridge.pipeline.attachments_fetch")
+    logger = logging.getLogger("bridge.pipeline.intake.attachments")
     handler, level = Records(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -16,7 +16,7 @@ from bridge.adapters.store.models import Job
 from bridge.bootstrap import Deps
 from bridge.domain import Status
 from bridge.errors import PermanentError, RetryableError
-from bridge.pipeline.callback import ChatbotCallback
+from bridge.pipeline.notifying.callback import ChatbotCallback
 from bridge.web.signatures import verify_chatbot_signature
 from tests.conftest import SIGNING_SECRET, Clock, post_event, report_event
 

@@ -28,7 +28,7 @@ from bridge.adapters.store.models import Followup, InboundEmail, Job, Ticket
 from bridge.bootstrap import Deps
 from bridge.domain import Status
 from bridge.errors import RetryableError
-from bridge.pipeline.email_intake import NotReplayable, reprocess
+from bridge.pipeline.intake.email.process import NotReplayable, reprocess
 from tests.conftest import REPO, Clock
 from tests.fakes import FakeTracker, RecordingMailer
 
@@ -896,7 +896,7 @@ def test_a_worker_killed_mid_decision_leaves_nothing_and_the_rerun_makes_one_tic
     client: FlaskClient, deps: Deps, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The decision and its rows are one transaction: a crash rolls all back, the rerun does it once."""
-    from bridge.pipeline import email_intake
+    from bridge.pipeline.intake.email import process as email_intake
 
     post_raw(client, mail())
     (job,) = [j for j in deps.store.jobs() if j.kind == "process_email"]
@@ -990,7 +990,7 @@ def test_cli_lists_held_mail_and_releases_it(
 )
 def test_reply_phrases_in_email_yaml(deps: Deps, text: str, verdict: str) -> None:
     """mappings/email.yaml reads replies conservatively, in Danish and English."""
-    from bridge.pipeline.email_rules import read_reply
+    from bridge.pipeline.intake.email.rules import read_reply
 
     assert read_reply(deps.mappings.email.replies, text).value == verdict
 
@@ -1006,6 +1006,6 @@ def test_reply_phrases_in_email_yaml(deps: Deps, text: str, verdict: str) -> Non
 )
 def test_reply_prefixes_leave_the_title(subject: str, title: str) -> None:
     """Re:/Sv:/Fwd:/VS:/AW: prefixes (repeated, numbered) are not part of a ticket's title."""
-    from bridge.pipeline.email_intake import clean_subject
+    from bridge.pipeline.intake.email.process import clean_subject
 
     assert clean_subject(subject) == title

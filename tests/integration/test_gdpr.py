@@ -32,7 +32,7 @@ from bridge.adapters.trackers.jira import JiraTracker
 from bridge.bootstrap import Deps, personal_data
 from bridge.domain import Destination, IssueRef, Status
 from bridge.errors import ConfigError
-from bridge.pipeline.gdpr import REDACT_ISSUE, redaction_text
+from bridge.pipeline.privacy.gdpr import REDACT_ISSUE, redaction_text
 from tests.conftest import REPO, Clock, make_settings, post_event, report_event
 from tests.fakes import FakeTracker, RecordingMailer
 from tests.integration.test_email_intake import INTAKE, drain, mail, post_raw

@@ -284,7 +284,7 @@ def test_a_message_stored_before_a_crash_is_moved_without_a_second_ticket(
     assert deps.imap_poller is not None
     raw = email_bytes("Kan ikke eksportere")
     deliver(dovecot, user, raw)
-    from bridge.pipeline.email_intake import Delivered
+    from bridge.pipeline.intake.email.process import Delivered
 
     deps.email_intake.store(Delivered(source="imap", raw=raw))  # the crashed poll got this far
 

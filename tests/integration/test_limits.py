@@ -315,7 +315,7 @@ def test_jira_calls_time_out_as_retryable(silent_port: int) -> None:
 def test_chatbot_callback_times_out_as_retryable(
     make_deps: Callable[..., Deps], silent_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bridge.pipeline import callback
+    from bridge.pipeline.notifying import callback
 
     deps = make_deps(chatbot={"callback_url": f"http://127.0.0.1:{silent_port}/bridge-events"})
     monkeypatch.setattr(callback, "TIMEOUT_SECONDS", 0.5)
@@ -330,7 +330,7 @@ def test_chatbot_callback_times_out_as_retryable(
 def test_smtp_has_a_finite_timeout(tmp_path: Any) -> None:
     """(The silent-server case itself is tests/integration/test_smtp.py::test_silent_server_times_out_as_retryable.)"""
     from bridge.adapters.mail.smtp import SmtpMailer
-    from bridge.pipeline.notify import build_mailer
+    from bridge.pipeline.notifying.email import build_mailer
     from tests.conftest import make_settings
 
     mailer = build_mailer(make_settings(tmp_path, mail={"smtp_host": "mail.example", "mail_from": "s@example.com"}))

@@ -25,7 +25,7 @@ from bridge.adapters.store.models import Ticket
 from bridge.config import MailSettings, Settings
 from bridge.errors import PermanentError, RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline.notify import Notifier, Outgoing, build_mailer
+from bridge.pipeline.notifying.email import Notifier, Outgoing, build_mailer
 from tests.conftest import make_settings
 
 REPORTER = "soren@kunde.dk"

@@ -1,4 +1,4 @@
-"""Properties of report -> severity and kind (``bridge.pipeline.classify``, shipped ``severity.yaml``)."""
+"""Properties of report -> severity and kind (``bridge.pipeline.filing.classify``, shipped ``severity.yaml``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.domain import Channel, Kind, Report, Severity
-from bridge.pipeline.classify import classify
+from bridge.pipeline.filing.classify import classify
 from tests.property.conftest import PROPERTY, SHIPPED
 
 RULES = SHIPPED.severity

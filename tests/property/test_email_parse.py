@@ -1,4 +1,4 @@
-"""Properties of the email reader (``bridge.pipeline.email_parse``): it never raises, and never loses
+"""Properties of the email reader (``bridge.pipeline.intake.email.parse``): it never raises, and never loses
 the reporter's words."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.pipeline.email_parse import parse_rfc822, strip_reply
+from bridge.pipeline.intake.email.parse import parse_rfc822, strip_reply
 from tests.property.conftest import PROPERTY, REPO
 
 CORPUS = REPO / "tests" / "corpus" / "email"

@@ -1,4 +1,4 @@
-"""Properties of tracker state -> reporter-facing status (``bridge.pipeline.status_map``, shipped mappings)."""
+"""Properties of tracker state -> reporter-facing status (``following.status_map``, shipped mappings)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.domain import IssueSnapshot, Status
-from bridge.pipeline.status_map import map_status
+from bridge.pipeline.following.status_map import map_status
 from tests.property.conftest import PROPERTY, SHIPPED
 
 RULES = SHIPPED.status

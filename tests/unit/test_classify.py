@@ -6,7 +6,7 @@ import pytest
 
 from bridge.domain import Kind, Report, Severity
 from bridge.mappings import Mappings
-from bridge.pipeline.classify import classify, matching_phrase
+from bridge.pipeline.filing.classify import classify, matching_phrase
 
 
 def report(title: str = "Something", description: str = "Details", **kw: str | None) -> Report:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge.pipeline.email_parse import (
+from bridge.pipeline.intake.email.parse import (
     MAX_HEADER_CHARS,
     automated_reason,
     decode_bytes,

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bridge.pipeline.email_message import ParsedEmail
-from bridge.pipeline.email_parse import parse_rfc822
-from bridge.pipeline.email_providers import (
+from bridge.pipeline.intake.email.message import ParsedEmail
+from bridge.pipeline.intake.email.parse import parse_rfc822
+from bridge.pipeline.intake.email.providers import (
     mailgun_signature_ok,
     mailgun_to_stored,
     message_key,
@@ -529,7 +529,7 @@ def test_provider_parsers_never_raise_on_junk() -> None:
 
 def test_postmark_non_ascii_sender_address_is_read() -> None:
     """An internationalised address (RFC 6531) does not cost the reporter their report."""
-    from bridge.pipeline.email_providers import parsed_from_postmark
+    from bridge.pipeline.intake.email.providers import parsed_from_postmark
 
     parsed = parsed_from_postmark(
         {

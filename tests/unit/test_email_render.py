@@ -18,7 +18,7 @@ from bridge.adapters.store.models import Ticket
 from bridge.domain import Kind, SprintSlot, Status
 from bridge.errors import ConfigError
 from bridge.mappings import Mappings
-from bridge.pipeline.notify import (
+from bridge.pipeline.notifying.email import (
     EmailTemplates,
     Notifier,
     Outgoing,

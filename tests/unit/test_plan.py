@@ -9,7 +9,7 @@ import pytest
 from bridge.domain import Classification, Destination, Kind, Severity, Sprint, SprintSlot, SprintWindow
 from bridge.errors import PermanentError, RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline.plan import SprintPlanner, choose_sprint
+from bridge.pipeline.filing.plan import SprintPlanner, choose_sprint
 from tests.conftest import CURRENT, NEXT
 from tests.fakes import FakeTracker
 

@@ -6,7 +6,7 @@ import pytest
 
 from bridge.domain import IssueSnapshot, Severity, Status
 from bridge.mappings import Mappings
-from bridge.pipeline.status_map import Mapped, map_status, severity_in_tracker
+from bridge.pipeline.following.status_map import Mapped, map_status, severity_in_tracker
 
 
 def gitlab(open_: bool = True, *labels: str) -> IssueSnapshot:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bridge.adapters.store.models import TrackerEvent
 from bridge.adapters.store.repository import Accepted, Store
-from bridge.pipeline.tracker_events import RELAY_COMMENT, SYNC_TICKET, NotOurs, TrackerHook
+from bridge.pipeline.following.events import RELAY_COMMENT, SYNC_TICKET, NotOurs, TrackerHook
 
 
 def accept_tracker_hook(store: Store, hook: TrackerHook, *, delivery_key: str) -> Accepted:

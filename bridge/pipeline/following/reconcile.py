@@ -16,8 +16,8 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.logs import new_request_id, request_id
 from bridge.mappings import Mappings
-from bridge.pipeline.route import destinations
-from bridge.pipeline.tracker_events import SYNC_TICKET, tracking_id_in
+from bridge.pipeline.filing.route import destinations
+from bridge.pipeline.following.events import SYNC_TICKET, tracking_id_in
 
 log = logging.getLogger(__name__)
 

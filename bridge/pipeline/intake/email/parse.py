@@ -24,7 +24,7 @@ from email.policy import Compat32
 from email.utils import getaddresses
 from html.parser import HTMLParser
 
-from bridge.pipeline.email_message import EmailAttachment, ParsedEmail
+from bridge.pipeline.intake.email.message import EmailAttachment, ParsedEmail
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_HEADER_CHARS = 16 * 1024

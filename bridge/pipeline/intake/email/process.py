@@ -43,11 +43,12 @@ from bridge.config import Settings
 from bridge.domain import Channel, Status
 from bridge.errors import RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline import email_parse, email_providers
-from bridge.pipeline.email_message import ParsedEmail
-from bridge.pipeline.email_rules import ReplyVerdict, locale_for, organization_for, read_reply
-from bridge.pipeline.file_ticket import destination_of, issue_ref_of, tracker_for
-from bridge.pipeline.intake import add_followup, open_ticket
+from bridge.pipeline.filing.file_ticket import destination_of, issue_ref_of, tracker_for
+from bridge.pipeline.intake.chatbot import add_followup, open_ticket
+from bridge.pipeline.intake.email import parse as email_parse
+from bridge.pipeline.intake.email import providers as email_providers
+from bridge.pipeline.intake.email.message import ParsedEmail
+from bridge.pipeline.intake.email.rules import ReplyVerdict, locale_for, organization_for, read_reply
 from bridge.tracking import is_tracking_id
 
 log = logging.getLogger(__name__)

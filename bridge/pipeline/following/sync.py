@@ -20,7 +20,7 @@ from bridge.adapters.trackers.base import Tracker
 from bridge.domain import Classification, Destination, IssueRef, IssueSnapshot, Kind, Severity, Status
 from bridge.errors import RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline.file_ticket import (
+from bridge.pipeline.filing.file_ticket import (
     classification_of,
     destination_of,
     issue_ref_of,
@@ -28,10 +28,10 @@ from bridge.pipeline.file_ticket import (
     report_of,
     tracker_for,
 )
-from bridge.pipeline.notices import NoticeScheduler
-from bridge.pipeline.plan import SprintPlanner
-from bridge.pipeline.route import labels_for
-from bridge.pipeline.status_map import map_status, severity_in_tracker
+from bridge.pipeline.filing.plan import SprintPlanner
+from bridge.pipeline.filing.route import labels_for
+from bridge.pipeline.following.status_map import map_status, severity_in_tracker
+from bridge.pipeline.notifying.notices import NoticeScheduler
 
 log = logging.getLogger(__name__)
 

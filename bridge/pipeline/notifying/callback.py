@@ -28,7 +28,7 @@ from bridge.config import Settings
 from bridge.domain import Status
 from bridge.errors import PermanentError, RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline.ticket_view import iso_utc, locale_of, planned_for, status_text
+from bridge.pipeline.notifying.ticket_view import iso_utc, locale_of, planned_for, status_text
 from bridge.web.signatures import sign
 
 log = logging.getLogger(__name__)

@@ -57,8 +57,8 @@ from bridge.adapters.trackers.base import Tracker
 from bridge.config import AttachmentsSettings, Settings
 from bridge.domain import Destination, IssueRef
 from bridge.errors import RetryableError
-from bridge.pipeline.file_ticket import destination_of, issue_ref_of, tracker_for
-from bridge.pipeline.intake import FETCH_ATTACHMENTS
+from bridge.pipeline.filing.file_ticket import destination_of, issue_ref_of, tracker_for
+from bridge.pipeline.intake.chatbot import FETCH_ATTACHMENTS
 
 log = logging.getLogger(__name__)
 

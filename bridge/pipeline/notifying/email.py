@@ -46,8 +46,8 @@ from bridge.config import Settings
 from bridge.domain import Kind, SprintSlot, Status
 from bridge.errors import BridgeError, ConfigError, PermanentError, Problem
 from bridge.mappings import Mappings
-from bridge.pipeline.notices import ACK, COMMENT, PLAN, STATUS
-from bridge.pipeline.ticket_view import DEFAULT_DECLINE_REASON, locale_of, planned_for, status_text
+from bridge.pipeline.notifying.notices import ACK, COMMENT, PLAN, STATUS
+from bridge.pipeline.notifying.ticket_view import DEFAULT_DECLINE_REASON, locale_of, planned_for, status_text
 from bridge.tracking import status_url, unsubscribe_url
 from bridge.wording import LOCALES, StatusTexts
 

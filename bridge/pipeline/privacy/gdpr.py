@@ -63,7 +63,8 @@ from bridge.adapters.store.models import (
 from bridge.adapters.store.repository import DEAD, DONE, PENDING, RUNNING, TRACKER_LANE, Store
 from bridge.adapters.trackers.base import Tracker
 from bridge.domain import Status
-from bridge.pipeline.email_intake import (
+from bridge.pipeline.filing.file_ticket import destination_of, issue_ref_of, tracker_for
+from bridge.pipeline.intake.email.process import (
     HELD,
     IGNORED,
     PROCESS_EMAIL,
@@ -72,8 +73,7 @@ from bridge.pipeline.email_intake import (
     delivered_of,
     parse_delivered,
 )
-from bridge.pipeline.file_ticket import destination_of, issue_ref_of, tracker_for
-from bridge.pipeline.ticket_view import iso_utc
+from bridge.pipeline.notifying.ticket_view import iso_utc
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from email.utils import formataddr
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from bridge.pipeline.email_message import EmailAttachment, ParsedEmail
-from bridge.pipeline.email_parse import (
+from bridge.pipeline.intake.email.message import EmailAttachment, ParsedEmail
+from bridge.pipeline.intake.email.parse import (
     DEFAULT_MAX_ATTACHMENT_BYTES,
     MAX_ATTACHMENTS,
     build_parsed,

@@ -31,9 +31,9 @@ from bridge.domain import (
 )
 from bridge.errors import PermanentError, RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline.classify import classify
-from bridge.pipeline.plan import SprintPlanner
-from bridge.pipeline.route import labels_for, route
+from bridge.pipeline.filing.classify import classify
+from bridge.pipeline.filing.plan import SprintPlanner
+from bridge.pipeline.filing.route import labels_for, route
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bridge.config import Settings
 from bridge.domain import Classification, Destination, Report
 from bridge.mappings import Route, Routing
-from bridge.pipeline.classify import normalise
+from bridge.pipeline.filing.classify import normalise
 
 
 def route(report: Report, routing: Routing, settings: Settings) -> Destination:

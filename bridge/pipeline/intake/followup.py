@@ -22,8 +22,8 @@ from bridge.adapters.trackers.base import Tracker
 from bridge.domain import Status
 from bridge.errors import RetryableError
 from bridge.mappings import Mappings
-from bridge.pipeline.file_ticket import destination_of, issue_ref_of, tracker_for
-from bridge.pipeline.intake import FILE_TICKET, insert_with_fresh_tracking_id
+from bridge.pipeline.filing.file_ticket import destination_of, issue_ref_of, tracker_for
+from bridge.pipeline.intake.chatbot import FILE_TICKET, insert_with_fresh_tracking_id
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Following the tracker: webhooks, fresh-state sync, reconciliation, tracker state -> reporter status."""

@@ -1,0 +1,1 @@
+"""Reports and follow-ups coming in: chatbot events, inbound email, attachments."""

@@ -1,0 +1,1 @@
+"""Personal data: GDPR export, erasure and retention."""
