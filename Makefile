@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint check-config migrate worker web clean lock
+.PHONY: run test test-deps lint check-config migrate worker web clean lock
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,30 @@ venv: $(BIN)/.installed
 run: venv
 	$(BIN)/python -m bridge.devserver
 
-## The whole test suite: unit, integration (SQLite, PostgreSQL, Redis, SMTP) and end-to-end.
-test: venv
+## The whole test suite: unit, integration (SQLite, PostgreSQL, Redis, SMTP, IMAP) and end-to-end.
+test: venv test-deps
 	$(BIN)/python -m pytest
+
+# Programs the tests start, as command:Debian package. Chromium renders the status page, Dovecot
+# serves IMAP to the poller, openssl makes the test certificates. A missing one fails its tests.
+TEST_TOOLS := chromium:chromium dovecot:dovecot-imapd openssl:openssl
+
+## Install the programs the tests start when missing (apt-get as root; otherwise say which and how).
+test-deps:
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; missing=""; \
+	for pair in $(TEST_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "test-deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq -o DPkg::Lock::Timeout=300$$missing >/dev/null || exit 1; \
+	else \
+	  echo "test-deps: the tests need the Debian packages$$missing, which are not installed." >&2; \
+	  echo "test-deps: install them with:  sudo apt-get install -y$$missing" >&2; \
+	  exit 1; \
+	fi
 
 ## ruff, formatting and mypy.
 lint: venv

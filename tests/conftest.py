@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,32 @@ SIGNING_SECRET = "test-signing-secret"
 TODAY = date(2026, 11, 25)
 CURRENT = Sprint(id="11", name="Sprint 48", start_date=date(2026, 11, 23), due_date=date(2026, 12, 6))
 NEXT = Sprint(id="12", name="Sprint 50", start_date=date(2026, 12, 7), due_date=date(2026, 12, 20))
+
+
+def _fail_a_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """The suite allows no skips: a skip hides a missing dependency, so it is reported as a failure."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped ({reason}), but the suite allows no skips: make the test run or remove it"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    _fail_a_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report: pytest.CollectReport = yield
+    _fail_a_skip(report)
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,11 @@
 """The status page in a real headless Chromium, served over real HTTP on loopback.
 
-Chromium must be on PATH (``.ci/run`` installs it). In CI (``CI`` set) a missing Chromium is a
-failure, never a skip; elsewhere the test skips and says how to install it.
+Chromium comes from `make test-deps` (Debian's chromium); without it the tests fail.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ from werkzeug.serving import make_server
 from bridge.bootstrap import Deps
 from bridge.domain import Status
 from tests.conftest import Clock, post_event, report_event
+from tests.tools import require_program
 
 pytestmark = pytest.mark.e2e
 
@@ -35,12 +33,7 @@ CHROMIUM_TIMEOUT = 90
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not on PATH, and CI is set: this test must run in CI (see .ci/run)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium) - browser test skipped")
-    return path
+    return require_program("chromium", "chromium")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import socket
 import ssl
 import subprocess
@@ -39,6 +38,7 @@ from bridge.pipeline.intake.attachments import (
 )
 from tests.conftest import Clock, post_event, report_event
 from tests.fakes import FakeTracker
+from tests.tools import require_program
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 HOST = "files.cdn.example"
@@ -148,13 +148,12 @@ def files() -> Iterator[FileServer]:
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for files.cdn.example (and nothing else)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
+    openssl = require_program("openssl", "openssl")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-keyout", str(key), "-out", str(cert),
             "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST}",
         ],

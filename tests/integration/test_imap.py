@@ -1,8 +1,8 @@
 """The IMAP poller against a real Dovecot on loopback, started here with a generated config.
 
 Each test gets its own mailbox user. Messages are delivered with ``imaplib`` APPEND as that
-user, exactly as a mail server would file them. Without Dovecot the tests skip, except in CI
-(``CI`` set), where they fail.
+user, exactly as a mail server would file them. Dovecot comes from `make test-deps` (Debian's
+dovecot-imapd); without it the tests fail.
 """
 
 from __future__ import annotations
@@ -35,15 +35,10 @@ from bridge.adapters.queue import IMAP_TASK
 from bridge.adapters.store.models import InboundEmail, Ticket
 from bridge.bootstrap import Deps
 from bridge.config import ImapSettings
+from tests.tools import require_program
 
 PASSWORD = "imap-test-password"
 _users = itertools.count(1)
-
-
-def _dovecot_binary() -> str | None:
-    return shutil.which("dovecot") or next(
-        (p for p in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot") if os.access(p, os.X_OK)), None
-    )
 
 
 def _free_port() -> int:
@@ -80,12 +75,8 @@ class Dovecot:
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[Dovecot]:
-    binary = _dovecot_binary()
-    if binary is None:
-        message = "Dovecot is not installed (apt-get install -y dovecot-imapd)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_program("dovecot", "dovecot-imapd")
+    openssl = require_program("openssl", "openssl")
     # Not under pytest's tmp_path: its parents are private to us, and Dovecot's mail processes
     # run as an unprivileged user when we are root.
     root = Path(tempfile.mkdtemp(prefix="bridge-dovecot-"))
@@ -102,7 +93,7 @@ def dovecot() -> Iterator[Dovecot]:
     cert, key = root / "cert.pem", root / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ],
