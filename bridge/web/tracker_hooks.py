@@ -39,10 +39,14 @@ def gitlab() -> Response:
         return problem(401, "Invalid token", "X-Gitlab-Token does not match the configured secret", slug="token")
     body = _body(deps)
     payload = _json_object(body)
-    if payload is None or "object_kind" not in payload:
+    if payload is None:
         _rejected("gitlab", "malformed")
-        return problem(400, "Not a GitLab webhook", "expected a JSON object with object_kind", slug="malformed-json")
+        return problem(400, "Not a GitLab webhook", "expected a JSON object", slug="malformed-json")
     event = request.headers.get("X-Gitlab-Event", "")
+    if "object_kind" not in payload:
+        # Group hooks also send member and subgroup events, which have no object_kind. A 4xx would
+        # count as a failure, and GitLab disables hooks that keep failing (CONTRACT section 5).
+        return _ignored("gitlab", f"GitLab event {event[:60]!r} without object_kind is not used")
     key = request.headers.get("Idempotency-Key") or f"{request.headers.get('X-Gitlab-Event-UUID', '')}:{_digest(body)}"
     try:
         hook = parse_gitlab(event, payload)

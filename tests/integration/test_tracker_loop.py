@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bridge import create_app
-from bridge.adapters.store.models import Notification
+from bridge.adapters.store.models import Delivery, Notification
 from bridge.bootstrap import Deps
 from bridge.domain import SprintWindow, Status
 from tests.conftest import CURRENT, NEXT, Clock, post_event, report_event
@@ -159,13 +159,76 @@ def test_gitlab_hook_without_configured_secret_is_refused(make_deps: Callable[..
     assert post_gitlab(client, issue_hook("ST-00000000", "1"), token="").status_code == 401
 
 
-def test_gitlab_hook_body_must_be_a_gitlab_event(client: FlaskClient) -> None:
-    """A body that is not JSON, or lacks object_kind (a custom template), is 400."""
-    bad = client.post(
-        "/webhooks/gitlab", data=b"{nope", headers={"X-Gitlab-Token": GITLAB_SECRET, "X-Gitlab-Event": "Issue Hook"}
-    )
-    assert bad.status_code == 400
-    assert post_gitlab(client, {"hello": "world"}).status_code == 400
+def test_gitlab_hook_body_must_be_json(client: FlaskClient) -> None:
+    """A body that is not a JSON object is 400 problem+json."""
+    for data in (b"{nope", b"[1, 2]"):
+        bad = client.post(
+            "/webhooks/gitlab", data=data, headers={"X-Gitlab-Token": GITLAB_SECRET, "X-Gitlab-Event": "Issue Hook"}
+        )
+        assert bad.status_code == 400
+        assert bad.mimetype == "application/problem+json"
+
+
+def test_gitlab_events_without_object_kind_are_acknowledged_and_ignored(client: FlaskClient, deps: Deps) -> None:
+    """A group hook's member and subgroup events carry no object_kind: 200 ignored (GitLab disables
+    hooks that keep failing), nothing stored."""
+    member = {
+        "created_at": "2020-12-11T04:57:22Z",
+        "updated_at": "2020-12-11T04:57:22Z",
+        "group_name": "webhook-test",
+        "group_path": "webhook-test",
+        "group_id": 100,
+        "user_username": "test_user",
+        "user_name": "Test User",
+        "user_email": "testuser@webhooktest.com",
+        "user_id": 64,
+        "group_access": "Guest",
+        "group_plan": None,
+        "expires_at": None,
+        "event_name": "user_add_to_group",
+    }
+    subgroup = {
+        "created_at": "2021-01-20T09:40:12Z",
+        "event_name": "subgroup_create",
+        "name": "subgroup1",
+        "path": "subgroup1",
+        "full_path": "group1/subgroup1",
+        "group_id": 10,
+        "parent_group_id": 7,
+    }
+    for payload, event in ((member, "Member Hook"), (subgroup, "Subgroup Hook"), ({"hello": "world"}, "")):
+        response = post_gitlab(client, payload, event)
+        assert response.status_code == 200
+        assert response.get_json()["status"] == "ignored"
+    assert deps.store.jobs(state="pending") == []
+    with deps.store.session() as session:
+        assert session.scalars(select(Delivery)).all() == []
+
+
+def test_work_item_events_are_followed_like_issue_events(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """After a developer changes the issue's type to incident, GitLab 17.2+ sends object_kind
+    "work_item": the ticket keeps following its issue."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    issue.labels = (*issue.labels, "workflow::in progress")
+    payload = issue_hook(tracking_id, issue.key)
+    payload["object_kind"] = "work_item"
+    payload["event_type"] = "work_item"
+    payload["object_attributes"]["type"] = "Incident"
+    response = post_gitlab(client, payload, "Issue Hook", key="work-item-1")
+    assert response.get_json()["status"] == "accepted"
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "in_progress"
+
+
+def test_unknown_event_header_is_not_stored_verbatim(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
+    """An issue body under an unexpected X-Gitlab-Event is stored under the canonical event name."""
+    tracking_id = file_report(client, deps)
+    response = post_gitlab(client, issue_hook(tracking_id, tracker.issues[0].key), "x" * 300, key="odd-header")
+    assert response.get_json()["status"] == "accepted"
+    with deps.store.session() as session:
+        (delivery,) = session.scalars(select(Delivery).where(Delivery.source == "gitlab")).all()
+        assert delivery.event_type == "Issue Hook"
 
 
 def test_irrelevant_events_are_acknowledged_and_ignored(client: FlaskClient, deps: Deps) -> None:
@@ -388,6 +451,49 @@ def test_internal_and_own_comments_never_reach_the_reporter(
     post_gitlab(client, own, "Note Hook")
     run_all(deps, "relay_comment")
     assert [n for n in notifications(deps, tracking_id) if n.kind == "comment"] == []
+
+
+def test_own_note_in_an_older_payload_without_user_id_is_not_relayed(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """Older GitLab payloads have no user.id: the bridge's own note (recognised by the note's
+    author_id, or else by user.username) never goes back to the reporter; a developer's does."""
+    tracking_id = file_report(client, deps)
+    iid = tracker.issues[0].key
+    bot = tracker.account()
+    by_author = note_hook(tracking_id, iid, "The reporter added: x", note_id=11)
+    by_author["user"] = {"name": "Bridge", "username": "someone-else"}
+    by_author["object_attributes"]["author_id"] = int(bot.id) if bot.id.isdigit() else bot.id
+    by_name = note_hook(tracking_id, iid, "The reporter added: y", note_id=12)
+    by_name["user"] = {"name": "Bridge", "username": str(bot.username).upper()}
+    developer = note_hook(tracking_id, iid, "Vi har fundet fejlen.", note_id=13)
+    developer["user"] = {"name": "Dev", "username": "dev"}
+    for payload in (by_author, by_name, developer):
+        assert post_gitlab(client, payload, "Note Hook").get_json()["status"] == "accepted"
+    run_all(deps, "relay_comment")
+    assert [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"] == ["Vi har fundet fejlen."]
+
+
+def test_own_issue_change_in_an_older_payload_is_recognised_by_user_name(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """An Issue Hook without user.id from the bridge's own account is its own change (not read back);
+    the issue's author_id (the bridge opened it) never makes a developer's change look like ours."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    issue.labels = (*issue.labels, "workflow::in progress")
+    own = issue_hook(tracking_id, issue.key)
+    own["user"] = {"name": "Bridge", "username": tracker.account().username}
+    tracker.calls.clear()
+    post_gitlab(client, own, key="own")
+    run_all(deps, "sync_ticket")
+    assert "issue_state" not in tracker.calls
+    developer = issue_hook(tracking_id, issue.key)
+    developer["user"] = {"name": "Dev", "username": "dev"}
+    developer["object_attributes"]["author_id"] = tracker.account().id
+    post_gitlab(client, developer, key="developer")
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "in_progress"
 
 
 def test_marked_comment_policy(make_deps: Callable[..., Deps], mappings: Any, tracker: FakeTracker) -> None:

@@ -18,8 +18,17 @@ TITLE_PREFIX = re.compile(r"^\s*\[(" + TRACKING_ID.pattern + r")\]")
 SYNC_TICKET = "sync_ticket"
 RELAY_COMMENT = "relay_comment"
 
-GITLAB_ISSUE_EVENTS = {"Issue Hook", "Confidential Issue Hook"}
-GITLAB_NOTE_EVENTS = {"Note Hook", "Confidential Note Hook"}
+GITLAB_ISSUE_KINDS = {"issue", "work_item"}
+"""``work_item``: GitLab 17.2+ sends it (still as ``Issue Hook``) once an issue's type is changed to
+incident or task; it is the same issue, so it is followed like one."""
+GITLAB_EVENT_NAMES = {
+    "Issue Hook",
+    "Confidential Issue Hook",
+    "Work Item Hook",
+    "Confidential Work Item Hook",
+    "Note Hook",
+    "Confidential Note Hook",
+}
 JIRA_ISSUE_EVENTS = {"jira:issue_created", "jira:issue_updated"}
 JIRA_COMMENT_EVENTS = {"comment_created"}
 
@@ -30,6 +39,8 @@ class Comment:
     body: str
     author_id: str | None
     internal: bool
+    author_username: str | None = None
+    """Only used when the tracker did not say ``author_id`` (older GitLab payloads)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +53,8 @@ class TrackerHook:
     issue_key: str
     actor_id: str | None
     comments: tuple[Comment, ...] = ()
+    actor_username: str | None = None
+    """Only used when the tracker did not say ``actor_id`` (older GitLab payloads)."""
     issue_changed: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -56,28 +69,53 @@ def tracking_id_in(title: object) -> str | None:
 
 
 def parse_gitlab(event: str, payload: dict[str, Any]) -> TrackerHook:
-    """An Issue Hook or Note Hook on one of our issues; raise ``NotOurs`` otherwise."""
-    user = payload.get("user") or {}
-    actor = str(user["id"]) if isinstance(user, dict) and user.get("id") is not None else None
+    """An issue (or work item) event or a note on one of our issues; raise ``NotOurs`` otherwise.
+
+    Keyed on ``object_kind``, not on the ``X-Gitlab-Event`` header: work items arrive as
+    ``Issue Hook`` too, and the header of confidential events differs.
+
+    The actor is ``user.id``. Older GitLab payloads carry no ``user.id``: then a note's actor is its
+    ``object_attributes.author_id``, and otherwise ``user.username`` identifies them (an issue's
+    ``author_id`` is who opened it, usually the bridge, never who changed it).
+    """
+    user = _dict(payload.get("user"))
+    actor = _identifier(user.get("id"))
+    username = user.get("username") if isinstance(user.get("username"), str) and user.get("username") else None
     kind = payload.get("object_kind")
-    if event in GITLAB_ISSUE_EVENTS and kind == "issue":
-        attrs = _dict(payload.get("object_attributes"))
-        return _hook("gitlab", event, attrs.get("title"), attrs.get("iid"), actor)
-    if event in GITLAB_NOTE_EVENTS and kind == "note":
-        attrs = _dict(payload.get("object_attributes"))
+    attrs = _dict(payload.get("object_attributes"))
+    if kind in GITLAB_ISSUE_KINDS or kind == "note":
+        # The header names the event as stored; one we do not know is not kept verbatim.
+        event = event if event in GITLAB_EVENT_NAMES else ("Note Hook" if kind == "note" else "Issue Hook")
+    if kind in GITLAB_ISSUE_KINDS:
+        return _hook("gitlab", event, attrs.get("title"), attrs.get("iid"), actor, actor_username=username)
+    if kind == "note":
         if attrs.get("noteable_type") != "Issue":
             raise NotOurs("a comment on something other than an issue")
         if attrs.get("system"):
             raise NotOurs("a system note")
-        issue = _dict(payload.get("issue"))
+        actor = actor or _identifier(attrs.get("author_id"))
+        issue = _dict(payload.get("issue") or payload.get("work_item"))
         internal = bool(
             attrs.get("internal") or attrs.get("confidential") or payload.get("event_type") == "confidential_note"
         )
         comment = Comment(
-            id=str(attrs.get("id")), body=str(attrs.get("note") or ""), author_id=actor, internal=internal
+            id=str(attrs.get("id")),
+            body=str(attrs.get("note") or ""),
+            author_id=actor,
+            author_username=username,
+            internal=internal,
         )
-        return _hook("gitlab", event, issue.get("title"), issue.get("iid"), actor, (comment,), issue_changed=False)
-    raise NotOurs(f"GitLab event {event!r} is not used")
+        return _hook(
+            "gitlab",
+            event,
+            issue.get("title"),
+            issue.get("iid"),
+            actor,
+            (comment,),
+            issue_changed=False,
+            actor_username=username,
+        )
+    raise NotOurs(f"GitLab event {event[:60]!r} ({str(kind)[:40]!r}) is not used")
 
 
 def parse_jira(payload: dict[str, Any]) -> TrackerHook:
@@ -124,6 +162,13 @@ def _adf_text(node: Any) -> str:
     return ""
 
 
+def _identifier(value: Any) -> str | None:
+    """A user id as a string (GitLab sends numbers), or None when absent or not an id."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        return None
+    return str(value)
+
+
 def _jira_user_id(user: dict[str, Any]) -> str | None:
     for key in ("accountId", "key", "name"):
         if user.get(key):
@@ -140,6 +185,7 @@ def _hook(
     comments: tuple[Comment, ...] = (),
     *,
     issue_changed: bool = True,
+    actor_username: str | None = None,
 ) -> TrackerHook:
     tracking_id = tracking_id_in(title)
     if tracking_id is None or key is None:
@@ -150,6 +196,7 @@ def _hook(
         tracking_id=tracking_id,
         issue_key=str(key),
         actor_id=actor,
+        actor_username=actor_username,
         comments=comments,
         issue_changed=issue_changed,
     )

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bridge.adapters.store.models import Job, Ticket
 from bridge.adapters.store.repository import Store, apply_plan
 from bridge.adapters.trackers.base import Tracker
-from bridge.domain import Classification, Destination, IssueRef, IssueSnapshot, Kind, Severity, Status
+from bridge.domain import Account, Classification, Destination, IssueRef, IssueSnapshot, Kind, Severity, Status
 from bridge.errors import RetryableError
 from bridge.mappings import Mappings
 from bridge.pipeline.filing.file_ticket import (
@@ -63,8 +63,8 @@ class TrackerSync:
         ticket = self._store.job_ticket(job)
         dest, ref, tracker = _filed(self._store, self._trackers, ticket)
         if job.subject_id is not None:
-            actor = self._store.tracker_event(job.subject_id).payload.get("actor_id")
-            if actor is not None and actor == tracker.account().id:
+            payload = self._store.tracker_event(job.subject_id).payload
+            if is_own(tracker.account(), payload.get("actor_id"), payload.get("actor_username")):
                 # Our own write coming back: the ticket already reflects it. No echo, no loop.
                 log.info("tracker_sync.own_change", extra={"tracking_id": ticket.tracking_id})
                 return
@@ -129,6 +129,16 @@ class TrackerSync:
         )
 
 
+def is_own(account: Account, actor_id: object, actor_username: object) -> bool:
+    """Whether the bridge's own tracker account did it: by id, or by user name when the event
+    named no id (older GitLab payloads). Nobody known is somebody else."""
+    if actor_id:
+        return str(actor_id) == account.id
+    if isinstance(actor_username, str) and actor_username and account.username:
+        return actor_username.casefold() == account.username.casefold()
+    return False
+
+
 def _mark_synced(session: Session, ticket: Ticket, now: datetime) -> None:
     ticket.tracker_synced_at = now
 
@@ -150,7 +160,7 @@ class CommentRelay:
         _, _, tracker = _filed(self._store, self._trackers, ticket)
         if comment.get("internal"):
             return  # internal notes never leave the tracker
-        if comment.get("author_id") and comment["author_id"] == tracker.account().id:
+        if is_own(tracker.account(), comment.get("author_id"), comment.get("author_username")):
             return  # our own comment (a reporter's follow-up) coming back
         body = str(comment.get("body") or "").strip()
         policy = self._mappings.status.comments

@@ -28,7 +28,7 @@ def accept_tracker_hook(store: Store, hook: TrackerHook, *, delivery_key: str) -
                 tracker=hook.tracker,
                 kind="issue",
                 received_at=now,
-                payload={"event": hook.event, "actor_id": hook.actor_id},
+                payload={"event": hook.event, "actor_id": hook.actor_id, "actor_username": hook.actor_username},
             )
             session.add(event)
             session.flush()
@@ -43,6 +43,7 @@ def accept_tracker_hook(store: Store, hook: TrackerHook, *, delivery_key: str) -
                     "id": comment.id,
                     "body": comment.body,
                     "author_id": comment.author_id,
+                    "author_username": comment.author_username,
                     "internal": comment.internal,
                 },
             )
