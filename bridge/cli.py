@@ -6,18 +6,34 @@ They read the same ``config.yaml`` as the service and work without the web proce
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import click
 
 from bridge.adapters.store.db import upgrade
-from bridge.bootstrap import Deps, build_deps, build_trackers, load_configuration
+from bridge.bootstrap import Deps, build_deps, build_trackers, load_configuration, utc_now
 from bridge.config import Settings
 from bridge.domain import Status
 from bridge.errors import ConfigError
 from bridge.mappings import Mappings
 from bridge.pipeline.filing.route import destinations, trackers_in_use
+
+
+@dataclass(frozen=True)
+class CliContext:
+    """What the commands run with. ``python -m bridge`` uses the real clock; a test passes its own
+    (``CliRunner().invoke(cli, args, obj=CliContext(clock=...))``), as it does to ``build_deps``."""
+
+    clock: Callable[[], datetime] = utc_now
+
+
+def _clock() -> Callable[[], datetime]:
+    context = click.get_current_context(silent=True)
+    found = context.find_object(CliContext) if context is not None else None
+    return (found or CliContext()).clock
 
 
 def _configuration() -> tuple[Settings, Mappings]:
@@ -30,7 +46,7 @@ def _configuration() -> tuple[Settings, Mappings]:
 
 def _deps() -> Deps:
     settings, mappings = _configuration()
-    return build_deps(settings, mappings)
+    return build_deps(settings, mappings, clock=_clock())
 
 
 @click.group(name="bridge")
@@ -54,7 +70,7 @@ def check_config(online: bool) -> None:
         trackers=trackers,
         bugfix_label=str,
         timezone=settings.timezone,
-        clock=lambda: datetime.now(UTC),
+        clock=_clock(),
     )
     failed = False
     for dest in destinations(mappings.routing, settings):

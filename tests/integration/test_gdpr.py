@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import responses
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 from sqlalchemy import JSON, LargeBinary, String, Text, select
 
@@ -530,12 +530,17 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deps: Deps) -> Path
     return tmp_path
 
 
-def test_cli_export_writes_a_private_file_and_audits(cli_env: Path, deps: Deps, world: World) -> None:
-    """gdpr-export --output writes the JSON document with mode 600; the audit names the OS user."""
-    from bridge.cli import cli
+def run_cli(clock: Clock, *args: str, input: str | None = None) -> Result:
+    """``python -m bridge <args>`` on the test's clock."""
+    from bridge.cli import CliContext, cli
 
+    return CliRunner().invoke(cli, list(args), input=input, obj=CliContext(clock=clock))
+
+
+def test_cli_export_writes_a_private_file_and_audits(cli_env: Path, deps: Deps, world: World, clock: Clock) -> None:
+    """gdpr-export --output writes the JSON document with mode 600; the audit names the OS user."""
     out = cli_env / "anna.json"
-    result = CliRunner().invoke(cli, ["gdpr-export", ANNA, "--output", str(out)])
+    result = run_cli(clock, "gdpr-export", ANNA, "--output", str(out))
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert sorted(t["tracking_id"] for t in doc["tickets"]) == sorted([world.chatbot_id, world.email_id])
@@ -546,17 +551,16 @@ def test_cli_export_writes_a_private_file_and_audits(cli_env: Path, deps: Deps, 
     assert row.reference in result.output
 
 
-def test_cli_erase_asks_first_then_erases(cli_env: Path, deps: Deps, world: World) -> None:
+def test_cli_erase_asks_first_then_erases(cli_env: Path, deps: Deps, world: World, clock: Clock) -> None:
     """gdpr-erase shows what it found and asks; "n" changes nothing, --yes erases and prints the reference."""
-    from bridge.cli import cli
-
-    refused = CliRunner().invoke(cli, ["gdpr-erase", ANNA], input="n\n")
+    refused = run_cli(clock, "gdpr-erase", ANNA, input="n\n")
     assert refused.exit_code == 1
     assert "2 ticket(s)" in refused.output
     assert found(dump(deps), [ANNA]) == [ANNA]
     assert erasure_rows(deps) == []
 
-    done = CliRunner().invoke(cli, ["gdpr-erase", ANNA, "--yes", "--redact-tracker"])
+    clock.advance(3600)
+    done = run_cli(clock, "gdpr-erase", ANNA, "--yes", "--redact-tracker")
     assert done.exit_code == 0, done.output
     assert "erased 2 ticket(s)" in done.output
     assert found(dump(deps), ANNA_TRACES) == []
@@ -564,16 +568,22 @@ def test_cli_erase_asks_first_then_erases(cli_env: Path, deps: Deps, world: Worl
     assert row.reference in done.output
     assert row.redact_tracker
 
-    log = CliRunner().invoke(cli, ["gdpr-log"])
+    log = run_cli(clock, "gdpr-log")
     assert log.exit_code == 0, log.output
     assert row.reference in log.output
+    assert "2026-11-25 11:15:00 UTC" in log.output  # audited at the CLI's clock
     assert ANNA not in log.output
 
 
-def test_cli_retention_runs_the_purge_now(cli_env: Path, deps: Deps, world: World) -> None:
-    """`retention` erases nothing while tickets are fresh, and says so."""
-    from bridge.cli import cli
-
-    result = CliRunner().invoke(cli, ["retention"])
+def test_cli_retention_runs_the_purge_now(cli_env: Path, deps: Deps, world: World, clock: Clock) -> None:
+    """`retention` erases nothing while everything is fresh, and says so; a year on, it purges the
+    auto-reply that made no ticket (the tickets are open, so they stay)."""
+    result = run_cli(clock, "retention")
     assert result.exit_code == 0, result.output
     assert "nothing is older than 365 days" in result.output
+
+    clock.advance(366 * 86400)
+    later = run_cli(clock, "retention")
+    assert later.exit_code == 0, later.output
+    assert "erased 0 ticket(s) and 1 email(s) older than 365 days" in later.output
+    assert [t.erased_at for t in tickets(deps)] == [None, None, None]
