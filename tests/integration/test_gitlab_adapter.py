@@ -5,6 +5,7 @@ Payload shapes follow GitLab's documentation (wire-formats.md section 2).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -197,6 +198,33 @@ def test_create_issue_posts_title_labels_milestone_and_description(
     assert sent["labels"] == "severity::high,type::hotfix,source::email"
     assert sent["milestone_id"] == 12
     assert sent["description"] == render_description(issue)
+
+
+def test_create_issue_title_is_one_inert_line(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """The reporter's title can neither mention (@all, @root) nor cross-reference (#1, !1, &1, ~bug)
+    nor span lines; the tracking-ID prefix stays as it is and the words stay readable."""
+    rsps.post(ISSUES, json=issue_json(14, f"[{TID}] x"), status=201)
+    hostile = "Ping @all @root\r\nsee #1 and !1, group/proj#2, &3 ~bug %4 $5 &#64;admin <!-- x"
+    tracker.create_issue(DEST, new_issue(report={"title": hostile}))
+    sent = body(rsps.calls[0])["title"]
+    assert sent.startswith(f"[{TID}] Ping ")
+    assert "\r" not in sent
+    assert "\n" not in sent
+    shown = html.unescape(sent.removeprefix(f"[{TID}] "))  # what GitLab's reference filters see
+    assert re.search(r"@[A-Za-z0-9_]", shown) is None
+    assert re.search(r"[#!&%~$][\w\"]", shown) is None
+    assert "<!--" not in sent
+    readable = html.unescape(sent).replace(ZWJ, "")
+    assert readable == f"[{TID}] Ping @all @root see #1 and !1, group/proj#2, &3 ~bug %4 $5 &#64;admin <!-- x"
+
+
+def test_create_issue_long_title_fits_gitlab(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A title over GitLab's 255 characters is cut, not refused with a 400."""
+    rsps.post(ISSUES, json=issue_json(14, f"[{TID}] x"), status=201)
+    tracker.create_issue(DEST, new_issue(report={"title": "lang " * 200}))
+    sent = body(rsps.calls[0])["title"]
+    assert len(sent) <= 255
+    assert sent.startswith(f"[{TID}] lang lang")
 
 
 def test_create_issue_without_sprint_or_labels_omits_them(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
@@ -797,6 +825,14 @@ def test_description_neutralises_mentions() -> None:
     assert f"@{ZWJ}all" in text
     assert f"@{ZWJ}john.doe" in text
     assert "&#64;" not in text
+
+
+def test_description_neutralises_references() -> None:
+    """'#1', '!1', '~bug' and the like in reporter text link nothing: no "mentioned in" notes elsewhere."""
+    issue = new_issue(report={"description": "same as #1 and !2, see acme/other#3", "impact": "~urgent &4"})
+    shown = html.unescape(render_description(issue))
+    assert re.search(r"[#!&%~$][\w\"]", section(shown, "Description") + section(shown, "Impact")) is None
+    assert "same as #1 and !2" in shown.replace(ZWJ, "")
 
 
 def test_description_reporter_cannot_break_out_of_section() -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "GitLabTracker",
     "inert_comment",
     "inline_untrusted",
+    "issue_title",
     "quote_untrusted",
     "render_description",
     "select_sprints",
@@ -88,10 +89,28 @@ def _truncate(text: str, limit: int) -> str:
     return f"{text[:limit]}\n… (truncated, {len(text) - limit} more characters)"
 
 
+# GitLab reference sigils: ``#1`` issue, ``!1`` merge request, ``&1`` epic, ``%1`` milestone,
+# ``~bug`` label, ``$1`` snippet (also ``group/project#1``). A reference in an issue's title or
+# description links the issues and adds a "mentioned in" note to the other one.
+_REFERENCE = re.compile(r"([#!&%~$])(?=[\w\"])")
+_MAX_TITLE_CHARS: Final = 255
+"""GitLab rejects longer titles."""
+
+
 def _neutralise(text: str) -> str:
-    """HTML-escape and break ``@`` mentions; safe to place anywhere in Markdown."""
+    """Break references and ``@`` mentions, HTML-escape; safe to place anywhere in Markdown."""
+    text = _REFERENCE.sub(r"\1" + ZWJ, text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("@", "@" + ZWJ)
+
+
+def issue_title(issue: NewIssue) -> str:
+    """``[<tracking ID>] <reporter's title>``: the reporter's part on one line and inert like the
+    description (GitLab treats mentions and references in a title as it does in a description)."""
+    prefix = f"[{issue.tracking_id}] "
+    title = _neutralise(" ".join(issue.report.title.split()))
+    title = title[: _MAX_TITLE_CHARS - len(prefix)].rstrip()
+    return prefix + (title or "(no title)")
 
 
 def quote_untrusted(text: str, *, limit: int = _MAX_DESCRIPTION_CHARS) -> str:
@@ -454,7 +473,7 @@ class GitLabTracker:
             description = render_description(issue)
         except ValueError as exc:
             raise PermanentError(f"gitlab create issue: {exc}") from None
-        data: dict[str, Any] = {"title": issue.title, "description": description}
+        data: dict[str, Any] = {"title": issue_title(issue), "description": description}
         labels = [label for label in dict.fromkeys(issue.labels) if label]
         if labels:
             data["labels"] = ",".join(labels)
