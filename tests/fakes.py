@@ -26,6 +26,8 @@ class FakeIssue:
     sprint_id: str | None
     state: str = "opened"
     comments: list[str] = field(default_factory=list)
+    reporter_texts: list[str | None] = field(default_factory=list)
+    """Per comment: the reporter's text the adapter was told to make inert (None: the bridge's words only)."""
     new_issue: NewIssue | None = None
     status_id: str | None = None
     status_name: str | None = None
@@ -100,10 +102,11 @@ class FakeTracker:
         self._maybe_fail("sprint_load")
         return self.loads.get(sprint.id, 0)
 
-    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
         self._maybe_fail("add_comment")
         found = self.issue(ref.key)
-        found.comments.append(body)
+        found.comments.append(body if reporter_text is None else f"{body}\n\n{reporter_text}")
+        found.reporter_texts.append(reporter_text)
         found.updated_at = self.now()
 
     def reopen(self, dest: Destination, ref: IssueRef) -> None:

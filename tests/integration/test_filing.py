@@ -238,6 +238,27 @@ def test_followup_waits_behind_the_filing_job_then_comments(
     assert deps.store.job(followup_job).state == "done"  # type: ignore[union-attr]
 
 
+def test_followup_text_reaches_the_tracker_as_reporter_text(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """The reporter's message is handed to the adapter apart from the bridge's heading, so the adapter
+    makes it inert (Jira {noformat}, GitLab quote) instead of posting it as live markup."""
+    tracking_id = submit(client)
+    deps.runner.run(only_job(deps))
+    message = "Se [~accountid:5b10ac8d82e05b22cc7d4ef5] og !https://evil.example/p.png!"
+    followup = {
+        "event_id": "f-markup",
+        "type": "report.followup",
+        "tracking_id": tracking_id,
+        "reporter": {"email": "anna@kunde.dk"},
+        "message": message,
+    }
+    assert post_event(client, followup).status_code == 202
+    deps.runner.run(only_job(deps, "apply_followup"))
+    assert tracker.issues[0].reporter_texts == [message]
+    assert tracker.issues[0].comments == [f"The reporter added:\n\n{message}"]
+
+
 def test_not_fixed_on_resolved_ticket_reopens(client: FlaskClient, deps: Deps, tracker: FakeTracker) -> None:
     """ "The fix did not work" on a resolved ticket reopens the issue and the ticket."""
     tracking_id = submit(client)

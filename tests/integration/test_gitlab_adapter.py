@@ -710,6 +710,19 @@ def test_add_comment_neutralises_quick_actions_and_mentions(
     assert sent.replace(ZWJ, "") == "The reporter added:\n\n/close\n/assign @me\nthanks @all, **still broken**"
 
 
+def test_add_comment_quotes_reporter_text(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """Reporter text given apart from the bridge's words is quoted like the description: no quick
+    action, mention or cross-reference, and the bridge's heading stays as written."""
+    rsps.post(f"{ISSUES}/14/notes", json={"id": 304, "body": "x", "system": False}, status=201)
+    tracker.add_comment(DEST, IssueRef(key="14"), "**The reporter added:**", reporter_text="/close\n@all see #1")
+    sent = body(rsps.calls[0])["body"]
+    heading, _, quoted = sent.partition("\n\n")
+    assert heading == "**The reporter added:**"
+    assert all(line.startswith("> ") for line in quoted.split("\n"))
+    assert re.search(r"@[A-Za-z0-9_]|#[0-9]", html.unescape(quoted)) is None
+    assert quoted.replace(ZWJ, "") == "> /close\n> @all see #1"
+
+
 def test_add_comment_rate_limited_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
     """The note-creation limit (429 without Retry-After headers from the app limiter) is retryable."""
     rsps.post(f"{ISSUES}/14/notes", body="Retry later\n", status=429, content_type="text/plain")

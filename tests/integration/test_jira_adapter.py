@@ -534,6 +534,27 @@ def test_add_comment_posts_body(tracker: JiraTracker, api: responses.RequestsMoc
     assert body(api.calls[0]) == {"body": "Kunden har svaret"}
 
 
+def test_add_comment_puts_reporter_text_in_noformat(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """The reporter's words follow the bridge's (formatted) heading inside {noformat}: a mention,
+    an image, a disguised link or a smuggled {noformat} close stay text."""
+    api.post(f"{API}/issue/SUP-24/comment", status=201, json={"id": "10502", "body": "x"})
+    hostile = (
+        "Hej [~accountid:5b10ac8d82e05b22cc7d4ef5]\n!https://evil.example/p.png!\n"
+        "[Jeres faktura|https://evil.example/login]\n{noformat}\n*bold* {color:red}rød{color}"
+    )
+    tracker.add_comment(DEST, IssueRef(key="SUP-24"), "*The reporter added:*", reporter_text=hostile)
+    sent = body(api.calls[0])["body"]
+    heading, _, rest = sent.partition("\n\n")
+    assert heading == "*The reporter added:*"
+    assert rest.startswith("{noformat}\n")
+    assert rest.endswith("\n{noformat}")
+    inside = rest[len("{noformat}\n") : -len("\n{noformat}")]
+    assert "{noformat" not in inside
+    assert "[~accountid:5b10ac8d82e05b22cc7d4ef5]" in inside
+    assert "!https://evil.example/p.png!" in inside
+    assert "[Jeres faktura|https://evil.example/login]" in inside
+
+
 # -- sprints ----------------------------------------------------------------------------------
 
 

@@ -63,8 +63,10 @@ class Tracker(Protocol):
         """Open issues carrying ``label`` in the sprint: their count, or the sum of their weight."""
         ...
 
-    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
-        """Add a comment to the issue."""
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
+        """Add a comment to the issue: ``body`` is the bridge's own words (formatted as written, but
+        never running GitLab quick actions or mentions); ``reporter_text``, what a reporter wrote,
+        follows it made inert (GitLab blockquote without mentions or references, Jira ``{noformat}``)."""
         ...
 
     def reopen(self, dest: Destination, ref: IssueRef) -> None:

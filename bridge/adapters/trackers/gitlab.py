@@ -555,13 +555,17 @@ class GitLabTracker:
 
         return self._call("sprint load", run)
 
-    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
-        """Post ``body`` as a note, made inert first (see ``inert_comment``)."""
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
+        """Post ``body`` as a note, made inert first (see ``inert_comment``), and ``reporter_text``
+        after it as a blockquote (see ``quote_untrusted``)."""
         iid = _iid(ref)
+        note = inert_comment(body)
+        if reporter_text is not None:
+            note = f"{note}\n\n{quote_untrusted(reporter_text)}"
 
         def run() -> None:
             issue = self._project(dest).issues.get(iid, lazy=True)
-            issue.notes.create({"body": inert_comment(body)}, **NO_LIBRARY_RETRIES)
+            issue.notes.create({"body": note}, **NO_LIBRARY_RETRIES)
 
         self._call("add comment", run)
 

@@ -197,7 +197,11 @@ class JiraTracker:
                     total += float(points) if isinstance(points, int | float) else 1.0
             return total
 
-    def add_comment(self, dest: Destination, ref: IssueRef, body: str) -> None:
+    def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
+        """``body`` in wiki markup as written; ``reporter_text`` after it in a ``{noformat}`` block, so
+        a reporter's ``[~accountid:...]``, ``!image!`` or ``[link|url]`` stays text."""
+        if reporter_text is not None:
+            body = f"{body}\n\n{_noformat_block(reporter_text)}"
         with self._boundary(f"jira comment on {ref.key}"):
             self._client.add_comment(ref.key, body)
 

@@ -28,9 +28,9 @@ from bridge.pipeline.intake.chatbot import FILE_TICKET, insert_with_fresh_tracki
 log = logging.getLogger(__name__)
 
 
-def followup_comment(message: str, *, not_fixed: bool) -> str:
-    heading = "The reporter says the fix did not work:" if not_fixed else "The reporter added:"
-    return f"{heading}\n\n{message}"
+def followup_heading(*, not_fixed: bool) -> str:
+    """The bridge's words before the reporter's message (which the adapter adds, made inert)."""
+    return "The reporter says the fix did not work:" if not_fixed else "The reporter added:"
 
 
 class FollowupApplier:
@@ -63,13 +63,14 @@ class FollowupApplier:
                 note = (
                     "The reporter says the fix did not work, long after it was resolved; a new linked ticket follows."
                 )
-                tracker.add_comment(dest, ref, f"{note}\n\n{followup.message}")
+                tracker.add_comment(dest, ref, note, reporter_text=followup.message)
                 self._store.mark_commented(followup.id)
             self._spawn_linked_ticket(ticket, followup)
             return
 
         if followup.commented_at is None:
-            tracker.add_comment(dest, ref, followup_comment(followup.message, not_fixed=followup.not_fixed))
+            heading = followup_heading(not_fixed=followup.not_fixed)
+            tracker.add_comment(dest, ref, heading, reporter_text=followup.message)
             self._store.mark_commented(followup.id)
         if followup.not_fixed and status is Status.RESOLVED:
             tracker.reopen(dest, ref)
