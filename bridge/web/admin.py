@@ -4,8 +4,8 @@ Everything lives under ``/api/v1/admin/`` and needs ``Authorization: Bearer <BRI
 compared in constant time. The chatbot's API token is a different secret and never works here
 (the configuration refuses the two being equal).
 
-**Off unless configured**: without ``BRIDGE_ADMIN_TOKEN`` every admin URL answers ``404`` as if it
-did not exist, so an installation that never turned the API on shows no admin surface to probe.
+**Off unless configured**: without ``BRIDGE_ADMIN_TOKEN`` the blueprint is not registered at all
+(``create_app``), so every admin URL is an ordinary unknown URL and there is no surface to probe.
 With a token, a missing or wrong one is ``401``. Errors are ``application/problem+json``.
 
 - ``GET  /api/v1/admin/dead-letters``: dead jobs (kind, tracking ID, attempts, last error with
@@ -48,10 +48,7 @@ def _authenticate() -> Response | None:
     which admin URLs exist."""
     if request.path.rstrip("/") != bp.url_prefix and not request.path.startswith(f"{bp.url_prefix}/"):
         return None
-    expected = current_deps().settings.admin.token
-    if not expected:
-        # The admin API is off: nothing here exists.
-        return _no_store(problem(404, "Not Found", "The requested URL was not found on the server."))
+    expected = current_deps().settings.admin.token or ""  # registered only when a token is set
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _no_store(_unauthorized("send Authorization: Bearer <admin token>"))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bridge import create_app
+from bridge.bootstrap import Deps
 from bridge.pipeline.intake.chatbot import chatbot_event
 from bridge.web.openapi import document_for, openapi_document
 
@@ -18,18 +21,28 @@ def _route_path(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
-def test_every_route_is_documented_with_its_methods(app: Flask) -> None:
-    """The document names exactly the app's routes and methods."""
+def _routes(app: Flask) -> dict[str, set[str]]:
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
         routes.setdefault(_route_path(rule.rule), set()).update((rule.methods or set()) - IMPLICIT_METHODS)
-    documented = {
+    return routes
+
+
+def _documented(document: dict[str, Any]) -> dict[str, set[str]]:
+    return {
         path: {method.upper() for method in item if method in ("get", "post", "put", "patch", "delete")}
-        for path, item in openapi_document()["paths"].items()
+        for path, item in document["paths"].items()
     }
-    assert documented == routes
+
+
+def test_every_route_is_documented_with_its_methods(make_deps: Callable[..., Deps], app: Flask) -> None:
+    """The document names exactly the app's routes and methods: all of them with the admin API on,
+    and the served document (admin paths left out) those of an app with it off."""
+    with_admin = create_app(deps=make_deps(admin={"token": "admin-token-for-the-route-list"}))
+    assert _documented(openapi_document()) == _routes(with_admin)
+    assert _documented(document_for("https://bridge.example", admin=False)) == _routes(app)
 
 
 def test_served_with_the_public_url_as_server(client: FlaskClient) -> None:
@@ -40,7 +53,7 @@ def test_served_with_the_public_url_as_server(client: FlaskClient) -> None:
     body = answer.get_json()
     assert body["openapi"].startswith("3.1.")
     assert body["servers"] == [{"url": "https://bridge.example"}]
-    assert body == document_for("https://bridge.example")
+    assert body == document_for("https://bridge.example", admin=False)  # the test settings have no admin token
     assert answer.headers["X-Request-ID"]
 
 
