@@ -188,15 +188,41 @@ class JiraStatusMap(_Model):
 
 
 class CommentPolicy(_Model):
+    """Which of one tracker's comments reach the reporter (internal ones never do).
+
+    ``all``: every comment that is not internal. ``marked``: only comments marked for the reporter:
+    public in Jira Service Management (``jsdPublic: true``), or starting with ``marker``.
+    """
+
     public: Literal["all", "marked"] = "all"
     marker: str = Field("#reporter", min_length=1)
+    """Removed from the comment before it is sent (under both policies)."""
+
+
+class CommentPolicies(_Model):
+    """Per tracker (CONTRACT section 5): a GitLab note that is not internal is public, as in Service
+    Desk; Jira Software has no internal comments, so there only marked comments go out."""
+
+    gitlab: CommentPolicy = CommentPolicy(public="all")
+    jira: CommentPolicy = CommentPolicy(public="marked")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_policy_for_both(cls, value: object) -> object:
+        """The earlier form, one policy (``public``, ``marker``) for every tracker, still reads."""
+        if isinstance(value, dict) and value and set(value) <= {"public", "marker"}:
+            return {"gitlab": value, "jira": value}
+        return value
+
+    def of(self, tracker: str) -> CommentPolicy:
+        return self.jira if tracker == "jira" else self.gitlab
 
 
 class StatusMap(_Model):
     gitlab: GitLabStatusMap = GitLabStatusMap()
     jira: JiraStatusMap = JiraStatusMap()
     jira_priority_severity: dict[str, Severity] = {}
-    comments: CommentPolicy = CommentPolicy()
+    comments: CommentPolicies = CommentPolicies()
     reopen_window_days: float = Field(30, ge=0)
 
 

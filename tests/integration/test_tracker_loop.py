@@ -496,13 +496,14 @@ def test_own_issue_change_in_an_older_payload_is_recognised_by_user_name(
     assert ticket_status(deps, tracking_id) == "in_progress"
 
 
-def test_marked_comment_policy(make_deps: Callable[..., Deps], mappings: Any, tracker: FakeTracker) -> None:
-    """With public: marked, only comments starting with the marker go out, without the marker."""
+def test_marked_comment_policy_for_gitlab(make_deps: Callable[..., Deps], mappings: Any, tracker: FakeTracker) -> None:
+    """With GitLab set to public: marked, only notes starting with the marker go out, without the marker."""
     import dataclasses
 
-    status = mappings.status.model_copy(
-        update={"comments": mappings.status.comments.model_copy(update={"public": "marked"})}
+    comments = mappings.status.comments.model_copy(
+        update={"gitlab": mappings.status.comments.gitlab.model_copy(update={"public": "marked"})}
     )
+    status = mappings.status.model_copy(update={"comments": comments})
     deps = make_deps(dataclasses.replace(mappings, status=status), trackers=hook_settings())
     client = create_app(deps=deps).test_client()
     tracking_id = file_report(client, deps)
@@ -513,35 +514,60 @@ def test_marked_comment_policy(make_deps: Callable[..., Deps], mappings: Any, tr
     assert [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"] == ["Rettelsen er på vej"]
 
 
-def test_jira_comment_visibility(make_deps: Callable[..., Deps]) -> None:
-    """Jira: restricted or JSM-internal comments stay; a plain comment reaches the reporter."""
+def test_gitlab_notes_that_are_not_internal_reach_the_reporter_without_the_marker(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """The shipped GitLab policy: every note that is not internal goes out; a marker is removed."""
+    tracking_id = file_report(client, deps)
+    iid = tracker.issues[0].key
+    post_gitlab(client, note_hook(tracking_id, iid, "Vi ser på det.", note_id=1), "Note Hook")
+    post_gitlab(client, note_hook(tracking_id, iid, "#Reporter: Rettet i dag.", note_id=2), "Note Hook")
+    run_all(deps, "relay_comment")
+    comments = [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"]
+    assert comments == ["Vi ser på det.", "Rettet i dag."]
+
+
+def post_jira_comment(client: FlaskClient, key: str, title: str, ident: str, comment: dict[str, Any]) -> None:
+    payload = {
+        "webhookEvent": "comment_created",
+        "comment": comment,
+        "issue": {"key": key, "fields": {"summary": title}},
+    }
+    assert post_jira(client, payload, ident=ident).get_json()["status"] == "accepted"
+
+
+def test_jira_comments_reach_the_reporter_only_when_marked_for_them(make_deps: Callable[..., Deps]) -> None:
+    """The shipped Jira policy (CONTRACT section 5): Jira Software has no internal comments, so a plain
+    comment stays inside; one Service Management marks public (jsdPublic: true) or one starting with
+    #reporter goes out, without the marker. Restricted or JSM-internal comments never do."""
     deps, fake, client = jira_deps(make_deps)
     tracking_id = file_report(client, deps)
     key, title = fake.issues[0].key, fake.issues[0].title
-    for ident, comment in [
-        (
-            "c1",
-            {
-                "id": "1",
-                "body": "intern",
-                "author": {"accountId": "dev"},
-                "visibility": {"type": "role", "value": "Developers"},
-            },
-        ),
-        ("c2", {"id": "2", "body": "jsm intern", "author": {"accountId": "dev"}, "jsdPublic": False}),
-        ("c3", {"id": "3", "body": "Vi kigger på det", "author": {"accountId": "dev"}}),
-    ]:
-        post_jira(
-            client,
-            {
-                "webhookEvent": "comment_created",
-                "comment": comment,
-                "issue": {"key": key, "fields": {"summary": title}},
-            },
-            ident=ident,
-        )
+    dev = {"accountId": "dev"}
+    restricted = {"type": "role", "value": "Developers"}
+    comments = [
+        {"id": "1", "body": "Kunden bruger en gammel version", "author": dev},
+        {"id": "2", "body": "intern", "author": dev, "visibility": restricted},
+        {"id": "3", "body": "jsm intern", "author": dev, "jsdPublic": False},
+        {"id": "4", "body": "#reporter skjult", "author": dev, "visibility": restricted},
+        {"id": "5", "body": "Vi kigger på det", "author": dev, "jsdPublic": True},
+        {"id": "6", "body": "#reporter Rettelsen er på vej", "author": dev},
+        {"id": "7", "body": "#reporters er ikke markøren", "author": dev},
+    ]
+    for comment in comments:
+        post_jira_comment(client, key, title, f"c{comment['id']}", comment)
     run_all(deps, "relay_comment")
-    assert [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"] == ["Vi kigger på det"]
+    relayed = [n.body for n in notifications(deps, tracking_id) if n.kind == "comment"]
+    assert relayed == ["Vi kigger på det", "Rettelsen er på vej"]
+
+
+def test_one_comment_policy_for_every_tracker_still_loads() -> None:
+    """The earlier status.yaml form, one comments policy for all trackers, applies to both."""
+    from bridge.mappings import StatusMap
+
+    loaded = StatusMap.model_validate({"comments": {"public": "marked", "marker": "[kunde]"}})
+    assert loaded.comments.of("gitlab").public == loaded.comments.of("jira").public == "marked"
+    assert loaded.comments.of("jira").marker == "[kunde]"
 
 
 def test_status_changes_are_recorded_once_under_redelivery(

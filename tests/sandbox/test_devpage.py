@@ -28,6 +28,17 @@ def test_page_lists_issues_and_escapes_titles(http: requests.Session, url: str) 
     assert "Sprint 48" in page.text
 
 
+def test_page_states_which_comments_reach_the_reporter(url: str) -> None:
+    """The page tells a developer the comment policy per tracker: GitLab non-internal notes, Jira
+    Service Management public comments or ones starting with the #reporter marker."""
+    page = requests.get(f"{url}/", timeout=5).text
+    policy = page[page.index('id="comment-policy"') : page.index("</div>", page.index('id="comment-policy"'))]
+    assert "every note that is not internal" in policy
+    assert "<code>jsdPublic: true</code>" in policy
+    assert "<code>#reporter</code>" in policy
+    assert "removed" in policy
+
+
 def test_form_post_moves_gitlab_issue_and_fires_webhook(receiver: Receiver, http: requests.Session, url: str) -> None:
     """The "In progress" form adds ``workflow::in progress`` as the developer and sends an Issue Hook."""
     http.post(f"{url}/api/v4/projects/1/issues", json={"title": "move me", "labels": "workflow::qa"})

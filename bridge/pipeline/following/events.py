@@ -41,6 +41,8 @@ class Comment:
     internal: bool
     author_username: str | None = None
     """Only used when the tracker did not say ``author_id`` (older GitLab payloads)."""
+    shared: bool = False
+    """The tracker itself marks it for the customer (Jira Service Management ``jsdPublic: true``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +147,11 @@ def _jira_comment(raw: dict[str, Any]) -> Comment:
         if isinstance(prop, dict) and prop.get("key") == "sd.public.comment":
             internal = internal or bool(_dict(prop.get("value")).get("internal"))
     return Comment(
-        id=str(raw.get("id")), body=text, author_id=_jira_user_id(_dict(raw.get("author"))), internal=internal
+        id=str(raw.get("id")),
+        body=text,
+        author_id=_jira_user_id(_dict(raw.get("author"))),
+        internal=internal,
+        shared=raw.get("jsdPublic") is True and not internal,
     )
 
 

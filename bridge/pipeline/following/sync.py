@@ -139,6 +139,17 @@ def is_own(account: Account, actor_id: object, actor_username: object) -> bool:
     return False
 
 
+def strip_marker(body: str, marker: str) -> tuple[str, bool]:
+    """``body`` without a leading ``marker`` (case-insensitive, a whole word, a colon after it
+    allowed), and whether it was there. ``#reporter: Fixed`` -> ``("Fixed", True)``."""
+    text = body.strip()
+    head = text[: len(marker)]
+    rest = text[len(marker) :]
+    if head.casefold() != marker.casefold() or (rest[:1].isalnum() or rest[:1] == "_"):
+        return text, False
+    return rest.lstrip().removeprefix(":").strip(), True
+
+
 def _mark_synced(session: Session, ticket: Ticket, now: datetime) -> None:
     ticket.tracker_synced_at = now
 
@@ -162,12 +173,10 @@ class CommentRelay:
             return  # internal notes never leave the tracker
         if is_own(tracker.account(), comment.get("author_id"), comment.get("author_username")):
             return  # our own comment (a reporter's follow-up) coming back
-        body = str(comment.get("body") or "").strip()
-        policy = self._mappings.status.comments
-        if policy.public == "marked":
-            if not body.startswith(policy.marker):
-                return
-            body = body[len(policy.marker) :].strip()
+        policy = self._mappings.status.comments.of(event.tracker)
+        body, marked = strip_marker(str(comment.get("body") or ""), policy.marker)
+        if policy.public == "marked" and not (marked or comment.get("shared")):
+            return  # not meant for the reporter (Jira Software has no internal comments)
         if not body:
             return
         key = f"{event.tracker}:{comment.get('id')}"

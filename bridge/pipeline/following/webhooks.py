@@ -45,6 +45,7 @@ def accept_tracker_hook(store: Store, hook: TrackerHook, *, delivery_key: str) -
                     "author_id": comment.author_id,
                     "author_username": comment.author_username,
                     "internal": comment.internal,
+                    "shared": comment.shared,
                 },
             )
             session.add(event)
