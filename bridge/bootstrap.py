@@ -21,7 +21,7 @@ from flask import current_app
 from huey import Huey
 
 from bridge.adapters.mail import Mailer
-from bridge.adapters.mail.imap import ImapPoller
+from bridge.adapters.mail.imap import ImapPoller, SetAside
 from bridge.adapters.queue import JobQueue, make_huey
 from bridge.adapters.store.db import make_engine
 from bridge.adapters.store.repository import Store
@@ -45,6 +45,7 @@ from bridge.pipeline.intake.email.process import (
     Delivered,
     EmailIntake,
     EmailProcessor,
+    Unstorable,
 )
 from bridge.pipeline.intake.followup import FollowupApplier
 from bridge.pipeline.notifying.callback import ChatbotCallback
@@ -187,7 +188,9 @@ def build_deps(
     )
     secret_key = secret_key_for(settings)
     handlers: dict[str, Handler] = {
-        FILE_TICKET: TicketFiler(store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner),
+        FILE_TICKET: TicketFiler(
+            store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner, clock=clock
+        ),
         APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers, mappings=mappings, clock=clock),
         NOTIFY: Notifier(
             store=store,
@@ -268,7 +271,10 @@ def build_imap_poller(settings: Settings, intake: EmailIntake) -> ImapPoller | N
         return None
 
     def store(raw: bytes) -> bool:
-        return not intake.store(Delivered(source="imap", raw=raw)).duplicate
+        try:
+            return not intake.store(Delivered(source="imap", raw=raw)).duplicate
+        except Unstorable as exc:  # kept as rejected with the reason; the poller flags it and goes on
+            raise SetAside(exc.reason) from None
 
     return ImapPoller(settings.imap, store=store)
 

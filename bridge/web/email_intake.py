@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.intake.email import providers as email_providers
-from bridge.pipeline.intake.email.process import Delivered, ReplayedToken, Stored
+from bridge.pipeline.intake.email.process import Delivered, ReplayedToken, Stored, Unstorable
 from bridge.web.problems import problem
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,11 @@ def _store(deps: Deps, delivered: Delivered, *, mailgun_token: str | None = None
     except ReplayedToken:
         log.info("email.rejected", extra={"source": delivered.source, "reason": "replayed token"})
         return problem(406, "Replayed signature", "this Mailgun signature token was used before", slug="replayed-token")
+    except Unstorable as exc:
+        # Kept as ``rejected`` with the reason for an operator; a retry by the provider would
+        # never succeed, so the delivery is acknowledged.
+        body = {"status": "rejected", "id": exc.inbound_id}
+        return Response(json.dumps(body), status=200, mimetype="application/json")
     except DBAPIError:
         # Nothing was stored: a 503 makes the provider deliver again later.
         log.exception("email.store_failed", extra={"source": delivered.source})

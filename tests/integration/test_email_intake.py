@@ -264,6 +264,28 @@ def test_the_same_message_twice_opens_one_ticket(client: FlaskClient, deps: Deps
     assert len(emails(deps)) == 1
 
 
+def test_nul_bytes_in_the_message_id_and_sender_are_stored_once(client: FlaskClient, deps: Deps) -> None:
+    """PostgreSQL holds no NUL in text: such a message is still stored (one key per message, no
+    sender), answered 200 instead of 503 for ever, a redelivery is a duplicate, and the emails
+    after it are processed."""
+    nul = mail("Login virker ikke", message_id="<n@mail.kunde.dk>", sender="Anna <a.n@kunde.dk>")
+    nul = nul.replace(b"<n@mail", b"<n\x00@mail").replace(b"<a.n@", b"<a\x00n@")
+
+    first, again = post_raw(client, nul), post_raw(client, nul)
+    after = post_raw(client, mail("Rapporten mangler", message_id="<m2@mail.kunde.dk>"))
+    drain(deps)
+
+    assert (first.status_code, first.get_json()["status"]) == (200, "stored")
+    assert (again.status_code, again.get_json()["status"]) == (200, "duplicate")
+    assert after.status_code == 200
+    stored, following = emails(deps)
+    assert stored.raw == nul
+    assert stored.message_key.startswith("msgid-sha256:")
+    assert stored.sender is None
+    assert stored.state != "pending"
+    assert following.state == "ticket"
+
+
 @pytest.mark.parametrize(
     ("headers", "query"),
     [

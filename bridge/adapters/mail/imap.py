@@ -8,6 +8,11 @@ stores it again as a duplicate (the message key is unique) and moves it. Without
 folder is configured, it stays and is flagged ``\\Seen`` plus the ``$BridgeStored`` keyword,
 which the search skips.
 
+A message that can never be stored (the store raises ``SetAside``: the database refuses its
+contents) does not hold up the ones after it: it stays in the folder, flagged ``\\Flagged`` plus
+the ``$BridgeSetAside`` keyword, which the search skips, and the poll goes on. Any other failure
+of the store (the database is down) ends the poll with the message where it was.
+
 When the server offers IDLE (RFC 2177) the poll then waits in IDLE for up to
 ``idle_seconds`` and stores new mail as it arrives; the poll always ends, so the worker's
 periodic task is the only loop and a lost connection costs one interval at most.
@@ -31,9 +36,12 @@ log = logging.getLogger(__name__)
 
 STORED_KEYWORD = "$BridgeStored"
 """Set (with ``\\Seen``) on a message that could not be moved: the search skips it."""
+SET_ASIDE_KEYWORD = "$BridgeSetAside"
+"""Set (with ``\\Flagged``, so people see it) on a message that can never be stored: the search skips it."""
 
 _SEEN = b"\\Seen"
 _DELETED = b"\\Deleted"
+_FLAGGED = b"\\Flagged"
 _IDLE_CHECK_SECONDS = 10.0
 
 
@@ -43,10 +51,16 @@ class PollResult:
     duplicates: int = 0
     moved: int = 0
     flagged: int = 0
+    set_aside: int = 0
+
+
+class SetAside(Exception):
+    """Raised by the poller's ``store`` for a message that can never be stored (the reason is safe to log)."""
 
 
 class ImapPoller:
-    """One mailbox. ``store(raw)`` keeps a message and returns True when it was new."""
+    """One mailbox. ``store(raw)`` keeps a message and returns True when it was new, or raises
+    ``SetAside`` for one it can never keep."""
 
     def __init__(
         self,
@@ -88,6 +102,7 @@ class ImapPoller:
                     "duplicates": result.duplicates,
                     "moved": result.moved,
                     "flagged": result.flagged,
+                    "set_aside": result.set_aside,
                 },
             )
         return result
@@ -124,14 +139,22 @@ class ImapPoller:
         return processed
 
     def _drain(self, client: IMAPClient, processed: str | None, result: PollResult) -> None:
-        uids = client.search(["NOT", "DELETED", "NOT", "KEYWORD", STORED_KEYWORD])
+        uids = client.search(["NOT", "DELETED", "NOT", "KEYWORD", STORED_KEYWORD, "NOT", "KEYWORD", SET_ASIDE_KEYWORD])
         for uid in sorted(uids)[: self._settings.batch_size]:
             fetched = client.fetch([uid], ["BODY.PEEK[]"])
             raw = fetched.get(uid, {}).get(b"BODY[]")
             if raw is None:
                 continue  # expunged meanwhile (another worker took it)
             result.fetched += 1
-            if not self._store(bytes(raw)):
+            try:
+                new = self._store(bytes(raw))
+            except SetAside as exc:
+                # This message will never be stored: flag it for people and go on with the next.
+                log.warning("imap.set_aside", extra={"uid": uid, "folder": self._settings.folder, "reason": str(exc)})
+                client.add_flags([uid], [_FLAGGED, SET_ASIDE_KEYWORD], silent=True)
+                result.set_aside += 1
+                continue
+            if not new:
                 result.duplicates += 1
             # Only once stored (committed) does the message leave the folder.
             if self._file_away(client, uid, processed):

@@ -24,6 +24,7 @@ The original is never changed, so any email can be processed again after a fix.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import re
 import secrets
@@ -36,8 +37,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bridge import metrics
 from bridge.adapters.store.models import Delivery, InboundEmail, Job, Notification, Ticket
 from bridge.adapters.store.repository import Store
+from bridge.adapters.store.text import UNSTORABLE_ERRORS, describe_unstorable, storable
 from bridge.adapters.trackers.base import Tracker
 from bridge.config import Settings
 from bridge.domain import Channel, Status
@@ -109,6 +112,15 @@ class ReplayedToken(Exception):
     """A Mailgun signature token that was used before."""
 
 
+class Unstorable(Exception):
+    """The database refuses the message as delivered; it was set aside (``inbound_id``, ``rejected``)."""
+
+    def __init__(self, reason: str, *, inbound_id: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.inbound_id = inbound_id
+
+
 def parse_delivered(delivered: Delivered, *, max_attachment_bytes: int) -> ParsedEmail:
     """Read an email in whichever shape its source delivered it.
 
@@ -149,7 +161,9 @@ class EmailIntake:
         """Keep the email as delivered with a ``process_email`` job, unless its key is known.
 
         ``mailgun_token`` is recorded in the same transaction; a token used before raises
-        ``ReplayedToken`` and nothing is stored. A database failure propagates (answer 503).
+        ``ReplayedToken`` and nothing is stored. A message the database refuses as delivered
+        (a field it can never hold) is set aside: kept as bytes, ``rejected`` with the reason,
+        and ``Unstorable`` is raised. Any other database failure propagates (answer 503).
         """
         if delivered.source not in SOURCES:
             raise ValueError(f"unknown email source {delivered.source!r}")
@@ -164,7 +178,21 @@ class EmailIntake:
             log.warning("email.unparsed_on_receipt", extra={"source": delivered.source}, exc_info=True)
             key = f"sha256:{digest}"
         key = key[:255]
+        if not storable(key):  # a NUL in the Message-ID: still one key per message, one the database can hold
+            key = "msgid-sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        if sender is not None and not storable(sender):
+            sender = None  # not an address; the job decides what the message is
         now = self._now()
+        try:
+            return self._insert(delivered, key=key, sender=sender, mailgun_token=mailgun_token, now=now)
+        except UNSTORABLE_ERRORS as exc:
+            reason = f"set aside: the database refused the message as delivered ({describe_unstorable(exc)})"
+            inbound_id = self._set_aside(delivered, key=key, reason=reason, now=now)
+            raise Unstorable(reason, inbound_id=inbound_id) from None
+
+    def _insert(
+        self, delivered: Delivered, *, key: str, sender: str | None, mailgun_token: str | None, now: datetime
+    ) -> Stored:
         with self._store.session() as session:
             if mailgun_token is not None:
                 try:
@@ -206,6 +234,32 @@ class EmailIntake:
             inbound_id = email.id
         log.info("email.stored", extra={"source": delivered.source, "inbound_email": inbound_id})
         return Stored(inbound_id=inbound_id, duplicate=False)
+
+    def _set_aside(self, delivered: Delivered, *, key: str, reason: str, now: datetime) -> int:
+        """Keep what can always be kept (the bytes, under the message's key) as ``rejected`` with
+        ``reason``, so an operator finds it with ``emails --state rejected``; nothing is queued.
+        A redelivery then is a duplicate of this row."""
+        with self._store.session() as session:
+            existing = session.scalar(select(InboundEmail.id).where(InboundEmail.message_key == key))
+            if existing is not None:
+                return int(existing)
+            email = InboundEmail(
+                source=delivered.source,
+                message_key=key,
+                raw=delivered.raw,
+                fields=None,  # the provider's fields may be what the database refused
+                sender=None,
+                state=REJECTED,
+                reason=reason,
+                received_at=now,
+                processed_at=now,
+            )
+            session.add(email)
+            session.flush()
+            inbound_id = email.id
+        log.warning("email.set_aside", extra={"source": delivered.source, "inbound_email": inbound_id})
+        metrics.report("email", "set_aside")
+        return inbound_id
 
 
 def queue_processing(session: Session, inbound_id: int, now: datetime) -> Job:
@@ -287,8 +341,20 @@ class EmailProcessor:
             log.warning("email.unreadable", extra={"inbound_email": job.subject_id}, exc_info=True)
             parsed, failure = None, f"the message could not be read: {type(exc).__name__}: {exc}"[:1000]
         now = self._now()
+        try:
+            self._record(job.subject_id, parsed, failure, now)
+        except UNSTORABLE_ERRORS as exc:
+            # What the email would create holds a value the database never accepts: retrying would
+            # hold up every email behind it in the lane for days. Set it aside with the reason.
+            reason = f"set aside: the database refused what the email makes ({describe_unstorable(exc)})"
+            log.warning("email.set_aside", extra={"inbound_email": job.subject_id, "reason": reason})
+            self._record(job.subject_id, None, reason, now)
+            metrics.report("email", "set_aside")
+
+    def _record(self, inbound_id: int, parsed: ParsedEmail | None, failure: str | None, now: datetime) -> None:
+        """Decide and record the email's outcome, with the rows it creates, in one transaction."""
         with self._store.session() as session:
-            email = session.get(InboundEmail, job.subject_id, with_for_update=True)
+            email = session.get(InboundEmail, inbound_id, with_for_update=True)
             if email is None or email.state != PENDING:
                 return
             if parsed is None:
