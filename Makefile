@@ -86,4 +86,11 @@ lock:
 	  /tmp/bridge-lock/bin/pip freeze; } > requirements.txt
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache mutants
+
+## Mutation testing (mutmut; [tool.mutmut] in pyproject.toml) of the pure core against the fast tests; not in CI.
+.PHONY: mutation
+mutation: venv
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $${MUTATION_JOBS:-2}
+	$(BIN)/python -m tests.mutation_score
