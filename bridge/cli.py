@@ -114,17 +114,14 @@ def replay(job_ids: tuple[int, ...], all_dead: bool) -> None:
     """Give dead jobs a fresh retry horizon and queue them again."""
     from bridge.operations import replay_dead_letters
 
-    deps = _deps()
-    ids = list(job_ids)
-    if all_dead:
-        ids += [job.id for job in deps.store.jobs(state="dead", limit=100_000)]
-    if not ids:
+    if not job_ids and not all_dead:
         raise click.UsageError("name job ids or pass --all-dead")
-    replayed = set(replay_dead_letters(deps, ids))
-    for job_id in ids:
-        if job_id in replayed:
-            click.echo(f"#{job_id} queued again")
-        else:
+    # One transaction, oldest first: each lane's replayed jobs run in their original order.
+    replayed = replay_dead_letters(_deps(), None if all_dead else job_ids)
+    for job_id in replayed:
+        click.echo(f"#{job_id} queued again")
+    for job_id in job_ids:
+        if job_id not in replayed:
             click.echo(f"#{job_id} is not dead; left alone", err=True)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ from bridge.metrics import QueueStats
 log = logging.getLogger(__name__)
 
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+_IN_CHUNK = 500
+"""Ids per ``IN (...)``: well inside every database's limit on bound parameters."""
 TRACKER_LANE, NOTIFY_LANE = "tracker", "notify"
 
 StatusHook = Callable[[Session, Ticket, StatusEvent, datetime], None]
@@ -128,7 +131,12 @@ class Store:
         lane: str = TRACKER_LANE,
         delay: float = 0,
     ) -> Job:
-        """Add a job to the transaction; it is queued (after ``delay`` seconds) once committed."""
+        """Add a job to the transaction; it is queued (after ``delay`` seconds) once committed.
+
+        Jobs of one lane run in id order (``blocking_job``), so ids must become visible in the
+        order they are drawn: see ``lock_lane``.
+        """
+        lock_lane(session, ticket_id=ticket_id, lane=lane)
         due = now + timedelta(seconds=delay)
         job = Job(
             kind=kind,
@@ -358,22 +366,38 @@ class Store:
             return session.scalars(query).all()
 
     def replay(self, job_id: int) -> bool:
-        """Give a dead job a fresh retry horizon; True if it was dead."""
+        """Give a dead job a fresh retry horizon and queue it; True if it was dead."""
+        return self.replay_dead([job_id]) == [job_id]
+
+    def replay_dead(self, job_ids: Iterable[int] | None = None) -> list[int]:
+        """Give the named dead jobs (None: every dead job) a fresh retry horizon and queue them; the
+        ids replayed, oldest first. Jobs that are not dead are left alone.
+
+        One transaction, oldest first, queued once it commits: a worker never sees a replayed job
+        while an older dead job of its lane is still waiting to be replayed, so the lane keeps its order.
+        """
         now = self._now()
         with self.session() as session:
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == DEAD)
-                .values(
-                    state=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    retry_from=now,
-                    finished_at=None,
-                    updated_at=now,
+            query = select(Job.id).where(Job.state == DEAD).order_by(Job.id).with_for_update()
+            wanted = None if job_ids is None else set(job_ids)
+            if wanted is not None and len(wanted) <= _IN_CHUNK:
+                query = query.where(Job.id.in_(sorted(wanted)))
+            found = [job_id for job_id in session.scalars(query) if wanted is None or job_id in wanted]
+            for start in range(0, len(found), _IN_CHUNK):
+                session.execute(
+                    update(Job)
+                    .where(Job.id.in_(found[start : start + _IN_CHUNK]))
+                    .values(
+                        state=PENDING,
+                        attempts=0,
+                        next_attempt_at=now,
+                        retry_from=now,
+                        finished_at=None,
+                        updated_at=now,
+                    )
                 )
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            session.info["new_jobs"].extend((job_id, 0.0) for job_id in found)
+            return found
 
     def queue_job_once(self, ticket_id: int, *, kind: str) -> bool:
         """Add a job unless one of that kind is already waiting for the ticket; True if added."""
@@ -471,6 +495,33 @@ class Store:
                 .where(Erasure.id == erasure_id)
                 .values(tracker_redactions_done=Erasure.tracker_redactions_done + 1)
             )
+
+
+_TICKET_LOCKS = 0x6A6F6273
+"""Advisory-lock namespace of the tickets' job lanes (the ticket id is the second key)."""
+_LANE_LOCKS = 0x6C616E65
+"""Advisory-lock namespace of lanes without a ticket (the email lane), keyed by the lane's name."""
+
+
+def lock_lane(session: Session, *, ticket_id: int | None, lane: str) -> None:
+    """Make this transaction the only one adding jobs to the ticket (or ticket-less lane) until it ends.
+
+    A job id is drawn at INSERT but seen by others only at COMMIT. Without this, two transactions
+    adding jobs to one ticket on PostgreSQL could commit in the opposite order of their ids, and
+    the worker would run the newer job with the older one still invisible: nothing blocks it.
+    With the transaction-level advisory lock the second transaction draws its id only after the
+    first has committed, so ids commit in order. One lock per ticket covers all its lanes (so two
+    transactions never take two of a ticket's locks in opposite orders). SQLite needs nothing:
+    ``BEGIN IMMEDIATE`` already serialises every writer.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = (_TICKET_LOCKS, ticket_id) if ticket_id is not None else (_LANE_LOCKS, zlib.crc32(lane.encode()) >> 1)
+    held: set[tuple[int, int]] = session.info.setdefault("lane_locks", set())
+    if key in held:
+        return
+    session.execute(select(func.pg_advisory_xact_lock(*key)))
+    held.add(key)
 
 
 def bounded_key(key: str) -> str:
