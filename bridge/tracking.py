@@ -31,7 +31,8 @@ def status_url(public_url: str, secret_key: str, tracking_id: str) -> str:
 
 
 def valid_status_signature(secret_key: str, tracking_id: str, signature: str) -> bool:
-    return hmac.compare_digest(status_signature(secret_key, tracking_id), signature)
+    # As bytes: a str argument with non-ASCII characters would raise instead of comparing unequal.
+    return hmac.compare_digest(status_signature(secret_key, tracking_id).encode(), signature.encode())
 
 
 # Unsubscribe links are signed for a different purpose than status links, so one can never be
