@@ -25,8 +25,17 @@ class RetryableError(BridgeError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(RetryableError):
+    """A write was sent, and no answer says whether it took effect (a timeout after sending, a
+    500/502/504): look for its result before doing it again."""
+
+
 class PermanentError(BridgeError):
     """The call will fail the same way every time (400, 403, 404, bad data)."""
+
+
+class NotFoundError(PermanentError):
+    """The tracker says the thing does not exist, or is not visible to the bridge (404)."""
 
 
 @dataclass(frozen=True, kw_only=True)

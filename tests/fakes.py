@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.adapters.trackers.base import CapacityUnit, SprintQuery
+from bridge.adapters.trackers.base import CapacityUnit, ChangedIssues, SprintQuery
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
-from bridge.errors import BridgeError, PermanentError
+from bridge.errors import BridgeError, NotFoundError, PermanentError
 
 
 def _utcnow() -> datetime:
@@ -47,13 +47,24 @@ class FakeTracker:
 
     def __init__(self, name: str = "gitlab", *, window: SprintWindow | None = None) -> None:
         self.name = name
+        self.sprint_on_create = name != "jira"
+        """Like the real adapters: GitLab sets the milestone on create, Jira needs ``ensure_in_sprint``."""
+        self.search_lag_seconds = 0.0
+        self.unindexed: set[str] = set()
+        """Keys of issues ``find_issue`` does not see yet (Jira's eventually consistent search)."""
+        self.closed_sprints: set[str] = set()
+        """Sprint ids ``ensure_in_sprint`` refuses, as Jira refuses a closed sprint (HTTP 400)."""
         self.issues: list[FakeIssue] = []
         self.window = window or SprintWindow(current=None, next=None)
         self.loads: dict[str, float] = {}
         self.fail_next: dict[str, list[BridgeError]] = {}
         self.lose_response: list[BridgeError] = []
         self.calls: list[str] = []
+        self.on_create: Callable[[FakeIssue], None] | None = None
+        """Called once an issue is made, before the answer: what happens in the tracker meanwhile."""
         self.now: Callable[[], datetime] = _utcnow
+        self.changed_limit: int | None = None
+        """At most this many issues per ``changed_since``, like the adapters' page bound (None: all)."""
         """The clock stamping ``updated_at`` on create and on every change; tests may replace it."""
 
     def _maybe_fail(self, op: str) -> None:
@@ -65,6 +76,8 @@ class FakeTracker:
     def find_issue(self, dest: Destination, *, tracking_id: str) -> IssueRef | None:
         self._maybe_fail("find_issue")
         for issue in self.issues:
+            if issue.key in self.unindexed:
+                continue
             if issue.project == dest.project and issue.title.startswith(f"[{tracking_id}]"):
                 return IssueRef(key=issue.key, url=f"https://tracker.example/{issue.key}")
         return None
@@ -79,18 +92,24 @@ class FakeTracker:
                 title=issue.title,
                 labels=issue.labels,
                 priority=issue.priority,
-                sprint_id=issue.sprint.id if issue.sprint else None,
+                sprint_id=issue.sprint.id if issue.sprint and self.sprint_on_create else None,
                 new_issue=issue,
                 updated_at=self.now(),
             )
         )
+        if self.on_create is not None:
+            self.on_create(self.issues[-1])
         if self.lose_response:
             raise self.lose_response.pop(0)
         return IssueRef(key=key, url=f"https://tracker.example/{key}")
 
     def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
         self._maybe_fail("ensure_in_sprint")
-        found = self.issue(ref.key)
+        if sprint.id in self.closed_sprints:
+            raise PermanentError(
+                f"{self.name} add to sprint {sprint.id}: HTTP 400: Cannot move issues to a closed sprint."
+            )
+        found = self._existing(ref)
         found.sprint_id = sprint.id
         found.updated_at = self.now()
 
@@ -163,14 +182,18 @@ class FakeTracker:
         self._maybe_fail("account")
         return Account(id="bot", username="bridge-bot")
 
-    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
+    def changed_since(self, dest: Destination, since: datetime) -> ChangedIssues:
         self._maybe_fail("changed_since")
         since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)  # naive is UTC, as in the adapters
         changed = sorted(
             (i for i in self.issues if i.project == dest.project and i.updated_at >= since),
             key=lambda i: i.updated_at,
         )
-        return [(IssueRef(key=i.key, url=f"https://tracker.example/{i.key}"), i.title) for i in changed]
+        listed = changed[: self.changed_limit] if self.changed_limit is not None else changed
+        return ChangedIssues(
+            ((IssueRef(key=i.key, url=f"https://tracker.example/{i.key}"), i.title) for i in listed),
+            cut_at=listed[-1].updated_at if len(listed) < len(changed) else None,
+        )
 
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
         return []
@@ -179,11 +202,11 @@ class FakeTracker:
         return next(i for i in self.issues if i.key == key)
 
     def _existing(self, ref: IssueRef) -> FakeIssue:
-        """The issue, or the PermanentError a real tracker's 404 becomes."""
+        """The issue, or the NotFoundError a real tracker's 404 becomes."""
         for found in self.issues:
             if found.key == ref.key:
                 return found
-        raise PermanentError(f"{self.name}: issue {ref.key} not found (HTTP 404)")
+        raise NotFoundError(f"{self.name}: issue {ref.key} not found (HTTP 404)")
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [vars(i) for i in self.issues]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from bridge import create_app
 from bridge.bootstrap import Deps
-from bridge.domain import Status
-from bridge.errors import PermanentError, RetryableError
+from bridge.domain import Sprint, SprintWindow, Status
+from bridge.errors import OutcomeUnknown, PermanentError, RetryableError
 from bridge.jobs import SWEEP_GRACE
 from bridge.mappings import Mappings, Route, RouteCondition
 from tests.conftest import CURRENT, NEXT, Clock, post_event, report_event
@@ -142,6 +142,168 @@ def test_created_but_answered_502_is_adopted_not_duplicated(
     assert ticket is not None
     assert ticket.issue_key == tracker.issues[0].key
     assert ticket.status == "triaged"
+
+
+LATER = Sprint(id="13", name="Sprint 52", start_date=date(2026, 12, 21), due_date=date(2027, 1, 3))
+
+
+def jira_filing(make_deps: Callable[..., Deps]) -> tuple[Deps, FakeTracker, FlaskClient]:
+    """Deps filing into the (fake) Jira: the sprint is set apart from the create, as in Jira."""
+    deps = make_deps(trackers={"default": "jira"})
+    jira = deps.trackers["jira"]
+    assert isinstance(jira, FakeTracker)
+    assert jira.sprint_on_create is False
+    jira.window = SprintWindow(current=CURRENT, next=NEXT)
+    return deps, jira, create_app(deps=deps).test_client()
+
+
+def test_issue_key_is_stored_before_the_sprint_call(make_deps: Callable[..., Deps], clock: Clock) -> None:
+    """Jira: the key is kept as soon as the create answers; a failing sprint call is retried alone,
+    and the ticket is triaged only once the issue is in its sprint."""
+    deps, jira, client = jira_filing(make_deps)
+    tracking_id = submit(client)
+    job_id = only_job(deps)
+    jira.fail_next["ensure_in_sprint"] = [RetryableError("jira add to sprint: HTTP 503", retry_after=30)]
+    deps.runner.run(job_id)
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    (issue,) = jira.issues
+    assert (ticket.issue_key, ticket.status, ticket.filed_at) == (issue.key, "received", None)
+    assert deps.store.job(job_id).state == "pending"  # type: ignore[union-attr]
+    jira.unindexed.add(issue.key)  # search would not even find it: the stored key is what counts
+    clock.advance(31)
+    deps.runner.run(job_id)
+    assert len(jira.issues) == 1
+    assert jira.calls.count("create_issue") == 1
+    assert "find_issue" not in jira.calls[jira.calls.index("create_issue") :]
+    assert issue.sprint_id == CURRENT.id
+    ticket = deps.store.ticket(ticket.id)
+    assert (ticket.status, ticket.filed_at) == ("triaged", clock.now)
+    assert [e.status for e in deps.store.history(ticket.id)] == ["received", "triaged"]
+
+
+def test_sprint_closed_between_create_and_plan_replans_into_the_next_open_sprint(
+    make_deps: Callable[..., Deps],
+) -> None:
+    """Jira answers 400 for the sprint that closed while the issue was being created: the sprint is
+    chosen again from fresh sprints; one issue, its key stored, in the next open sprint, triaged."""
+    deps, jira, client = jira_filing(make_deps)
+
+    def close_current_sprint(_: object) -> None:
+        jira.closed_sprints.add(CURRENT.id)
+        jira.window = SprintWindow(current=NEXT, next=LATER)
+
+    jira.on_create = close_current_sprint
+    tracking_id = submit(client)  # critical: a hotfix for the current sprint
+    job_id = only_job(deps)
+    deps.runner.run(job_id)
+    (issue,) = jira.issues
+    assert issue.sprint_id == NEXT.id
+    assert issue.new_issue is not None
+    assert issue.new_issue.sprint == CURRENT
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.issue_key, ticket.status, ticket.sprint_id, ticket.sprint_name) == (
+        issue.key,
+        "triaged",
+        NEXT.id,
+        NEXT.name,
+    )
+    assert deps.store.job(job_id).state == "done"  # type: ignore[union-attr]
+    assert [n.status for n in deps.store.ticket_notifications(ticket.id) if n.kind == "status"] == ["triaged"]
+
+
+def test_sprint_refused_with_no_other_sprint_files_unplanned(make_deps: Callable[..., Deps]) -> None:
+    """When choosing again gives no open sprint, the issue stays filed and gets needs-planning."""
+    deps, jira, client = jira_filing(make_deps)
+
+    def close_every_sprint(_: object) -> None:
+        jira.closed_sprints.add(CURRENT.id)
+        jira.window = SprintWindow(current=None, next=None)
+
+    jira.on_create = close_every_sprint
+    tracking_id = submit(client)
+    deps.runner.run(only_job(deps))
+    (issue,) = jira.issues
+    assert issue.sprint_id is None
+    assert "needs-planning" in issue.labels
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.status, ticket.planned, ticket.sprint_id) == ("triaged", True, None)
+
+
+def test_create_with_unknown_outcome_waits_for_the_search_index_before_creating_again(
+    make_deps: Callable[..., Deps], clock: Clock
+) -> None:
+    """A create answered 502 may have made the issue, and Jira's search may not show it for a while:
+    no second create until the search had time to show it; then the issue is adopted."""
+    deps, jira, client = jira_filing(make_deps)
+    jira.search_lag_seconds = 60
+    submit(client)
+    job_id = only_job(deps)
+    jira.lose_response.append(OutcomeUnknown("jira create issue: HTTP 502", retry_after=None))
+    deps.runner.run(job_id)
+    (issue,) = jira.issues
+    jira.unindexed.add(issue.key)  # created, but not yet in the search index
+    clock.advance(5)
+    deps.runner.run(job_id)  # within the lag: nothing found, nothing created
+    assert jira.calls.count("create_issue") == 1
+    job = deps.store.job(job_id)
+    assert job is not None
+    assert job.state == "pending"
+    assert (job.next_attempt_at - job.created_at).total_seconds() >= 60
+    jira.unindexed.clear()  # the index caught up
+    clock.now = job.next_attempt_at
+    deps.runner.run(job_id)
+    assert len(jira.issues) == 1
+    assert deps.store.job(job_id).state == "done"  # type: ignore[union-attr]
+    assert issue.sprint_id == CURRENT.id
+
+
+def test_create_with_unknown_outcome_that_made_nothing_is_repeated_after_the_lag(
+    make_deps: Callable[..., Deps], clock: Clock
+) -> None:
+    """A create that timed out without making the issue: after the search lag, one new create."""
+    deps, jira, client = jira_filing(make_deps)
+    jira.search_lag_seconds = 60
+    tracking_id = submit(client)
+    job_id = only_job(deps)
+    jira.fail_next["create_issue"] = [OutcomeUnknown("jira create issue: ReadTimeout")]
+    deps.runner.run(job_id)
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert ticket.create_attempted_at == clock.now
+    clock.advance(5)
+    deps.runner.run(job_id)
+    job = deps.store.job(job_id)
+    assert job is not None
+    assert jira.calls.count("create_issue") == 1
+    assert (job.next_attempt_at - clock.now).total_seconds() >= 55 - 1
+    clock.now = job.next_attempt_at
+    deps.runner.run(job_id)
+    assert jira.calls.count("create_issue") == 2
+    assert len(jira.issues) == 1
+    assert deps.store.job(job_id).state == "done"  # type: ignore[union-attr]
+
+
+def test_refused_create_is_repeated_without_waiting_for_the_search_index(
+    make_deps: Callable[..., Deps], clock: Clock
+) -> None:
+    """A 429 says the create was not done: the next attempt creates at once, no search-lag wait."""
+    deps, jira, client = jira_filing(make_deps)
+    jira.search_lag_seconds = 60
+    tracking_id = submit(client)
+    job_id = only_job(deps)
+    jira.fail_next["create_issue"] = [RetryableError("jira create issue: HTTP 429", retry_after=2)]
+    deps.runner.run(job_id)
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert ticket.create_attempted_at is None
+    clock.advance(3)
+    deps.runner.run(job_id)
+    assert jira.calls.count("create_issue") == 2
+    assert len(jira.issues) == 1
+    assert deps.store.job(job_id).state == "done"  # type: ignore[union-attr]
 
 
 def test_worker_killed_after_create_loses_and_duplicates_nothing(

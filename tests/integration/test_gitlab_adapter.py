@@ -40,7 +40,7 @@ from bridge.domain import (
     Sprint,
     SprintWindow,
 )
-from bridge.errors import PermanentError, RetryableError
+from bridge.errors import NotFoundError, OutcomeUnknown, PermanentError, RetryableError
 
 BASE = "https://gitlab.example.com"
 API = f"{BASE}/api/v4"
@@ -330,15 +330,17 @@ def test_create_issue_429_with_only_ratelimit_reset(rsps: responses.RequestsMock
     assert len(rsps.calls) == 1
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize(("status", "unknown"), [(500, True), (502, True), (503, False), (504, True)])
 def test_create_issue_server_errors_are_retryable_and_not_retried(
-    rsps: responses.RequestsMock, tracker: GitLabTracker, status: int
+    rsps: responses.RequestsMock, tracker: GitLabTracker, status: int, unknown: bool
 ) -> None:
-    """5xx raises RetryableError after exactly one POST (a library retry could duplicate the issue)."""
+    """5xx raises RetryableError after exactly one POST (a library retry could duplicate the issue);
+    after a 500/502/504 the issue may exist (OutcomeUnknown), a 503 turned the request away."""
     rsps.post(ISSUES, body="<html>Bad gateway</html>", status=status, content_type="text/html")
     with pytest.raises(RetryableError) as info:
         tracker.create_issue(DEST, new_issue())
     assert f"HTTP {status}" in str(info.value)
+    assert isinstance(info.value, OutcomeUnknown) is unknown
     assert info.value.retry_after is None
     assert len(rsps.calls) == 1
 
@@ -352,28 +354,50 @@ def test_create_issue_503_honours_retry_after(rsps: responses.RequestsMock, trac
     assert len(rsps.calls) == 1
 
 
-def test_create_issue_connection_error_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
-    """A refused connection raises RetryableError after one attempt."""
-    rsps.post(ISSUES, body=requests.ConnectionError("connection refused"))
-    with pytest.raises(RetryableError, match="ConnectionError") as info:
+def test_create_issue_connection_error_is_outcome_unknown(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A failed connection may have carried the POST: OutcomeUnknown after one attempt."""
+    rsps.post(ISSUES, body=requests.ConnectionError("connection reset"))
+    with pytest.raises(OutcomeUnknown, match="ConnectionError") as info:
         tracker.create_issue(DEST, new_issue())
     assert TOKEN not in str(info.value)
     assert len(rsps.calls) == 1
 
 
-def test_create_issue_timeout_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
-    """A read timeout raises RetryableError after one attempt (the issue may exist: find_issue first)."""
+def test_create_issue_connect_timeout_is_retryable_and_known_not_done(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """A connect timeout never reached GitLab: plainly retryable."""
+    rsps.post(ISSUES, body=requests.exceptions.ConnectTimeout("connect timed out"))
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert not isinstance(info.value, OutcomeUnknown)
+
+
+def test_create_issue_timeout_is_outcome_unknown(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A read timeout after one attempt: the issue may exist (look before creating again)."""
     rsps.post(ISSUES, body=requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(RetryableError, match="ReadTimeout"):
+    with pytest.raises(OutcomeUnknown, match="ReadTimeout"):
         tracker.create_issue(DEST, new_issue())
     assert len(rsps.calls) == 1
 
 
-def test_create_issue_chunked_encoding_error_is_retryable(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
-    """A connection broken mid-body raises RetryableError."""
+def test_create_issue_chunked_encoding_error_is_outcome_unknown(
+    rsps: responses.RequestsMock, tracker: GitLabTracker
+) -> None:
+    """A connection broken mid-body: the create may have happened."""
     rsps.post(ISSUES, body=requests.exceptions.ChunkedEncodingError("broken"))
-    with pytest.raises(RetryableError):
+    with pytest.raises(OutcomeUnknown):
         tracker.create_issue(DEST, new_issue())
+
+
+def test_reads_are_never_outcome_unknown(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
+    """A 502 or a timeout on a read is plainly retryable (reads are safe to repeat)."""
+    rsps.get(f"{ISSUES}/14", body="bad gateway", status=502)
+    rsps.get(f"{ISSUES}/15", body=requests.exceptions.ReadTimeout("read timed out"))
+    for key in ("14", "15"):
+        with pytest.raises(RetryableError) as info:
+            tracker.issue_state(DEST, IssueRef(key=key))
+        assert not isinstance(info.value, OutcomeUnknown)
 
 
 @pytest.mark.parametrize(
@@ -388,9 +412,10 @@ def test_create_issue_chunked_encoding_error_is_retryable(rsps: responses.Reques
 def test_create_issue_unparseable_success_body_is_retryable(
     rsps: responses.RequestsMock, tracker: GitLabTracker, payload: str, content_type: str
 ) -> None:
-    """A 201 whose body is not a GitLab issue raises RetryableError (not KeyError or a parsing error)."""
+    """A 201 whose body is not a GitLab issue raises OutcomeUnknown (not KeyError or a parsing error):
+    the issue was probably made, so it is looked for before another create."""
     rsps.post(ISSUES, body=payload, status=201, content_type=content_type)
-    with pytest.raises(RetryableError, match="response"):
+    with pytest.raises(OutcomeUnknown, match="response"):
         tracker.create_issue(DEST, new_issue())
 
 
@@ -994,9 +1019,9 @@ def test_issue_state_closed_issue_without_milestone(rsps: responses.RequestsMock
 
 
 def test_issue_state_missing_issue_is_permanent(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
-    """A 404 (issue deleted, or not visible) raises PermanentError."""
+    """A 404 (issue deleted, or not visible) raises NotFoundError, a PermanentError."""
     rsps.get(f"{ISSUES}/99", json={"message": "404 Not found"}, status=404)
-    with pytest.raises(PermanentError, match="HTTP 404"):
+    with pytest.raises(NotFoundError, match="HTTP 404"):
         tracker.issue_state(DEST, IssueRef(key="99"))
 
 
@@ -1170,19 +1195,22 @@ def test_changed_since_follows_link_header_without_x_next_page(
     rsps.get(ISSUES, json=[changed_issue(2, "two", "2026-11-25T08:05:00Z")])
     changed = tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     assert [ref.key for ref, _ in changed] == ["1", "2"]
+    assert changed.cut_at is None  # complete
     assert [query(c)["page"] for c in rsps.calls] == [["1"], ["2"]]
 
 
 def test_changed_since_stops_after_20_pages(rsps: responses.RequestsMock, tracker: GitLabTracker) -> None:
-    """A listing that never ends is cut after 20 requests of 100, returning what was read."""
+    """A listing that never ends is cut after 20 requests of 100, returning what was read and the
+    last ``updated_at`` read (``cut_at``), where the caller reads on."""
     for page in range(1, 21):
         rsps.get(
             ISSUES,
-            json=[changed_issue(100 * page + n, f"t{n}", "2026-11-25T08:00:00Z") for n in range(100)],
+            json=[changed_issue(100 * page + n, f"t{n}", f"2026-11-25T08:{page:02}:00.250Z") for n in range(100)],
             headers={"X-Page": str(page), "X-Next-Page": str(page + 1)},
         )
     changed = tracker.changed_since(DEST, datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     assert len(changed) == 2000
+    assert changed.cut_at == datetime(2026, 11, 25, 8, 20, 0, 250000, tzinfo=UTC)
     assert len(rsps.calls) == 20
     assert [query(c)["page"] for c in rsps.calls] == [[str(n)] for n in range(1, 21)]
 

@@ -33,7 +33,7 @@ from bridge.domain import (
     Sprint,
     SprintWindow,
 )
-from bridge.errors import PermanentError, RetryableError
+from bridge.errors import NotFoundError, OutcomeUnknown, PermanentError, RetryableError
 
 URL = "https://acme.atlassian.net"
 USER = "bot@acme.dk"
@@ -306,13 +306,13 @@ def test_classic_search_failure_is_not_remembered(tracker: JiraTracker, api: res
 # -- create_issue -----------------------------------------------------------------------------
 
 
-def test_create_issue_posts_fields_and_adds_to_sprint(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """Create sends project/issuetype dicts, space-free labels and priority, then POSTs the sprint."""
+def test_create_issue_posts_fields_and_nothing_else(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """Create sends project/issuetype dicts, space-free labels and priority in one request; the sprint
+    is left to ensure_in_sprint, so the caller can store the new key before the sprint call."""
     api.post(f"{API}/issue", status=201, json=CREATED)
-    api.post(f"{AGILE}/sprint/42/issue", status=204)
     ref = tracker.create_issue(DEST, new_issue(labels=("support", "chat  intake", "support")))
     assert ref == IssueRef(key="SUP-24", url=f"{URL}/browse/SUP-24")
-    assert len(api.calls) == 2  # no prefetch GET, no project/issuetype lookups
+    assert len(api.calls) == 1  # no prefetch GET, no project/issuetype lookups, no sprint call
     fields = body(api.calls[0])["fields"]
     description = fields.pop("description")
     assert fields == {
@@ -323,8 +323,8 @@ def test_create_issue_posts_fields_and_adds_to_sprint(tracker: JiraTracker, api:
         "priority": {"name": "High"},
     }
     assert description.rstrip().endswith("Tracking ID: BR-1")
-    assert api.calls[1].request.url == f"{AGILE}/sprint/42/issue"
-    assert body(api.calls[1]) == {"issues": ["SUP-24"]}
+    assert "Sprint 24" in description
+    assert tracker.sprint_on_create is False
 
 
 def test_create_issue_without_priority_or_sprint(tracker: JiraTracker, api: responses.RequestsMock) -> None:
@@ -357,17 +357,16 @@ def test_create_issue_reporter_email_only_when_set(tracker: JiraTracker, api: re
     assert "soren@aeroe.dk" in body(api.calls[1])["fields"]["description"]
 
 
-def test_create_issue_sprint_failure_after_create_surfaces(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """If the issue is created but the sprint POST fails, the caller gets an error naming the issue."""
-    api.post(f"{API}/issue", status=201, json=CREATED)
+def test_ensure_in_sprint_closed_sprint_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A sprint closed since it was planned answers 400: a permanent error naming issue and sprint."""
     api.post(
         f"{AGILE}/sprint/42/issue",
         status=400,
-        json={"errorMessages": ["Sprint with id 42 is closed"], "errors": {}},
+        json={"errorMessages": ["Cannot move issues to a closed sprint."], "errors": {}},
     )
-    with pytest.raises(PermanentError, match=r"SUP-24.*sprint 42.*HTTP 400.*Sprint with id 42 is closed"):
-        tracker.create_issue(DEST, new_issue())
-    assert len(api.calls) == 2
+    with pytest.raises(PermanentError, match=r"SUP-24.*sprint 42.*HTTP 400.*closed sprint"):
+        tracker.ensure_in_sprint(DEST, IssueRef(key="SUP-24"), Sprint(id="42", name="Sprint 24"))
+    assert len(api.calls) == 1
 
 
 def test_create_issue_400_includes_jira_field_errors(tracker: JiraTracker, api: responses.RequestsMock) -> None:
@@ -460,17 +459,27 @@ def test_create_issue_429_uses_x_ratelimit_reset(tracker: JiraTracker, api: resp
     assert len(api.calls) == 1
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_create_issue_5xx_is_retryable_with_one_request(
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_create_issue_5xx_after_sending_is_outcome_unknown(
     tracker: JiraTracker, api: responses.RequestsMock, status: int
 ) -> None:
-    """A 5xx after a possibly committed create is retryable and never re-POSTed by the library."""
+    """A 500/502/504 may follow a committed create: OutcomeUnknown (look before creating again),
+    and never re-POSTed by the library."""
     api.post(f"{API}/issue", status=status, json={"errorMessages": ["Internal server error"]})
     started = time.monotonic()
-    with pytest.raises(RetryableError, match=f"HTTP {status}"):
+    with pytest.raises(OutcomeUnknown, match=f"HTTP {status}"):
         tracker.create_issue(DEST, new_issue())
     assert len(api.calls) == 1
     assert time.monotonic() - started < 2  # ResilientSession did not sleep before a retry
+
+
+def test_create_issue_503_is_retryable_and_known_not_done(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 503 turns the request away: retryable, but not an unknown outcome."""
+    api.post(f"{API}/issue", status=503, body="Service Unavailable")
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert not isinstance(info.value, OutcomeUnknown)
+    assert len(api.calls) == 1
 
 
 def test_create_issue_503_with_retry_after(tracker: JiraTracker, api: responses.RequestsMock) -> None:
@@ -483,20 +492,38 @@ def test_create_issue_503_with_retry_after(tracker: JiraTracker, api: responses.
     assert len(api.calls) == 1
 
 
-def test_create_issue_connection_error_is_retryable(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """A connection failure is retryable and not retried by the library."""
-    api.post(f"{API}/issue", body=requests.exceptions.ConnectionError("Connection refused"))
-    with pytest.raises(RetryableError, match="ConnectionError"):
+def test_create_issue_connection_error_is_outcome_unknown(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A dropped connection may have carried the create: OutcomeUnknown, not retried by the library."""
+    api.post(f"{API}/issue", body=requests.exceptions.ConnectionError("Connection reset by peer"))
+    with pytest.raises(OutcomeUnknown, match="ConnectionError"):
         tracker.create_issue(DEST, new_issue())
     assert len(api.calls) == 1
 
 
-def test_create_issue_timeout_is_retryable(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """A read timeout is retryable."""
+def test_create_issue_read_timeout_is_outcome_unknown(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A read timeout: the create was sent, the answer never came."""
     api.post(f"{API}/issue", body=requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(RetryableError, match="ReadTimeout"):
+    with pytest.raises(OutcomeUnknown, match="ReadTimeout"):
         tracker.create_issue(DEST, new_issue())
     assert len(api.calls) == 1
+
+
+def test_create_issue_connect_timeout_is_retryable_and_known_not_done(
+    tracker: JiraTracker, api: responses.RequestsMock
+) -> None:
+    """A connect timeout never reached Jira: retryable, not an unknown outcome."""
+    api.post(f"{API}/issue", body=requests.exceptions.ConnectTimeout("connect timed out"))
+    with pytest.raises(RetryableError) as info:
+        tracker.create_issue(DEST, new_issue())
+    assert not isinstance(info.value, OutcomeUnknown)
+
+
+def test_reads_are_never_outcome_unknown(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A 502 or a timeout on a read is plainly retryable (reads are safe to repeat)."""
+    api.get(f"{API}/issue/SUP-1", status=502, body="Bad Gateway")
+    with pytest.raises(RetryableError) as info:
+        tracker.issue_state(DEST, IssueRef(key="SUP-1"))
+    assert not isinstance(info.value, OutcomeUnknown)
 
 
 def test_create_issue_unexpected_success_body_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
@@ -1130,13 +1157,13 @@ def test_issue_state_reports_the_key_jira_answers_with(tracker: JiraTracker, api
 
 
 def test_issue_state_missing_issue_is_permanent(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """A 404 (deleted, or no permission) raises PermanentError with Jira's message."""
+    """A 404 (deleted, or no permission) raises NotFoundError (a PermanentError) with Jira's message."""
     api.get(
         f"{API}/issue/SUP-99",
         status=404,
         json={"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}},
     )
-    with pytest.raises(PermanentError, match="HTTP 404: Issue does not exist"):
+    with pytest.raises(NotFoundError, match="HTTP 404: Issue does not exist"):
         tracker.issue_state(DEST, IssueRef(key="SUP-99"))
 
 
@@ -1272,7 +1299,7 @@ def changed_jql(stamp: str) -> str:
 
 
 def test_changed_since_sends_minute_jql_and_follows_pages(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """JQL 'updated >= <since - 1 min, yyyy-MM-dd HH:mm>' on /search/jql, summary only, every token page."""
+    """JQL 'updated >= <since - 1 min, yyyy-MM-dd HH:mm>' on /search/jql, summary and updated, every token page."""
     api.get(f"{API}/myself", json=CLOUD_MYSELF)
     api.get(SEARCH, json=jql_page([("SUP-3", {"summary": "[BR-3] a"}), ("SUP-1", {"summary": "[BR-1] b"})], token="T2"))
     api.get(SEARCH, json=jql_page([("SUP-2", {"summary": "[BR-2] c"})]))
@@ -1282,7 +1309,8 @@ def test_changed_since_sends_minute_jql_and_follows_pages(tracker: JiraTracker, 
         (IssueRef(key="SUP-1", url=f"{URL}/browse/SUP-1"), "[BR-1] b"),
         (IssueRef(key="SUP-2", url=f"{URL}/browse/SUP-2"), "[BR-2] c"),
     ]
-    first = {"jql": [changed_jql("2024-06-12 07:59")], "fields": ["summary"], "maxResults": ["100"]}
+    assert changed.cut_at is None  # complete
+    first = {"jql": [changed_jql("2024-06-12 07:59")], "fields": ["summary,updated"], "maxResults": ["100"]}
     assert [path(c) for c in api.calls] == ["/rest/api/2/myself", "/rest/api/2/search/jql", "/rest/api/2/search/jql"]
     assert [query(c) for c in api.calls[1:]] == [first, {**first, "nextPageToken": ["T2"]}]
 
@@ -1319,11 +1347,14 @@ def test_changed_since_reuses_the_cached_account(tracker: JiraTracker, api: resp
 
 
 def test_changed_since_is_bounded_to_20_pages(tracker: JiraTracker, api: responses.RequestsMock) -> None:
-    """A search that never reaches isLast stops after 20 pages of 100, returning what was read."""
+    """A search that never reaches isLast stops after 20 pages of 100, returning what was read and the
+    last ``updated`` read (``cut_at``), where the caller reads on."""
     api.get(f"{API}/myself", json=CLOUD_MYSELF)
-    api.get(SEARCH, json=jql_page([(key, {"summary": "s"}) for key, _ in ids(100)], token="CAEaAggD"))
+    fields = {"summary": "s", "updated": "2024-06-12T10:15:30.000+0200"}
+    api.get(SEARCH, json=jql_page([(key, fields) for key, _ in ids(100)], token="CAEaAggD"))
     changed = tracker.changed_since(DEST, SINCE)
     assert len(changed) == 2000
+    assert changed.cut_at == datetime(2024, 6, 12, 8, 15, 30, tzinfo=UTC)
     assert [path(c) for c in api.calls].count("/rest/api/2/search/jql") == 20
 
 

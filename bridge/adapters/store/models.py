@@ -80,7 +80,17 @@ class Ticket(Base):
     sprint_start: Mapped[date | None] = mapped_column(Date)
     sprint_due: Mapped[date | None] = mapped_column(Date)
     issue_key: Mapped[str | None] = mapped_column(String(100))
+    """Stored as soon as the tracker answers the create, before the issue is put into its sprint."""
     issue_url: Mapped[str | None] = mapped_column(Text)
+    create_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set just before the tracker is asked to create the issue, cleared when it refused; still set
+    after a create whose outcome is unknown, so the next attempt searches (long enough) first."""
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the filing job finished: the issue exists and is in its sprint (or needs planning)."""
+    support_reason: Mapped[str | None] = mapped_column(String(40), index=True)
+    """Why the ticket is set aside for support (``issue_deleted``, ``issue_not_found``); None when
+    nothing is wrong. The reporter is told nothing about it."""
+    support_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     status_reason: Mapped[str | None] = mapped_column(String(40))
     """Why a ticket was declined (duplicate, wont_fix, cannot_reproduce, declined)."""

@@ -26,7 +26,7 @@ from bridge.adapters.store.models import (
     Ticket,
     TrackerEvent,
 )
-from bridge.domain import Classification, Destination, IssueRef, Plan, Status
+from bridge.domain import Classification, Destination, Plan, Status
 from bridge.logs import request_id
 from bridge.metrics import QueueStats
 
@@ -228,16 +228,6 @@ class Store:
             ticket = _get(session, ticket_id)
             apply_plan(ticket, plan)
             ticket.updated_at = self._now()
-
-    def save_issue(self, ticket_id: int, ref: IssueRef) -> None:
-        """Record the tracker issue and move the ticket to ``triaged`` (once)."""
-        with self.session() as session:
-            ticket = _get(session, ticket_id)
-            ticket.issue_key, ticket.issue_url = ref.key, ref.url
-            if ticket.status == Status.RECEIVED.value:
-                self.add_status(session, ticket, Status.TRIAGED, self._now())
-            else:
-                ticket.updated_at = self._now()
 
     def set_status(self, ticket_id: int, status: Status, *, reason: str | None = None) -> bool:
         """Move the ticket to ``status`` (with the decline reason); False if it already was there."""

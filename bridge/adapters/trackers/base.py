@@ -6,7 +6,7 @@ Every method raises ``RetryableError`` or ``PermanentError`` and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -36,9 +36,28 @@ class WebhookSetup:
     """Further hooks with the same URL, left as they are (delete them in the tracker)."""
 
 
+class ChangedIssues(list[tuple[IssueRef, str]]):
+    """What ``changed_since`` found: (ref, title) pairs, oldest change first.
+
+    ``cut_at`` is None when the listing is complete. When the adapter's bound cut it short, it is
+    the ``updated_at`` of the last issue listed: later changes are missing, so the caller reads on
+    from there rather than from now.
+    """
+
+    def __init__(self, items: Iterable[tuple[IssueRef, str]] = (), *, cut_at: datetime | None = None) -> None:
+        super().__init__(items)
+        self.cut_at = cut_at
+
+
 class Tracker(Protocol):
     name: str
     """``gitlab`` or ``jira``."""
+    sprint_on_create: bool
+    """Whether ``create_issue`` puts the issue into ``NewIssue.sprint`` in the same request (GitLab's
+    milestone); otherwise the caller does it with ``ensure_in_sprint`` (Jira's agile API)."""
+    search_lag_seconds: float
+    """How long a new issue may take to appear in ``find_issue`` (Jira's search is eventually
+    consistent): after a create whose outcome is unknown, search again only once this has passed."""
 
     def find_issue(self, dest: Destination, *, tracking_id: str) -> IssueRef | None:
         """The issue whose title starts with ``[<tracking_id>]``, if one exists.
@@ -48,7 +67,11 @@ class Tracker(Protocol):
         ...
 
     def create_issue(self, dest: Destination, issue: NewIssue) -> IssueRef:
-        """File the issue with labels, priority and sprint (GitLab milestone set on create)."""
+        """File the issue with labels, priority and, if ``sprint_on_create``, its sprint.
+
+        Raises ``OutcomeUnknown`` when the request was sent and the answer does not say whether the
+        issue exists (a timeout, a 500/502/504): the caller must look before creating again.
+        """
         ...
 
     def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
@@ -97,8 +120,9 @@ class Tracker(Protocol):
         """Who the bridge is in this tracker (cached after the first call)."""
         ...
 
-    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
-        """Issues of the project updated at or after ``since``: (ref, title) pairs, for reconciliation."""
+    def changed_since(self, dest: Destination, since: datetime) -> ChangedIssues:
+        """Issues of the project updated at or after ``since``: (ref, title) pairs, oldest change
+        first, for reconciliation; ``cut_at`` says where a listing cut short by its bound stopped."""
         ...
 
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:

@@ -31,10 +31,10 @@ import gitlab
 import gitlab.exceptions
 import requests
 
-from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker, WebhookSetup
-from bridge.adapters.trackers.http_errors import error_for_status
+from bridge.adapters.trackers.base import CapacityUnit, ChangedIssues, SprintQuery, Tracker, WebhookSetup
+from bridge.adapters.trackers.http_errors import error_for_status, error_for_write
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
-from bridge.errors import BridgeError, PermanentError, RetryableError
+from bridge.errors import BridgeError, OutcomeUnknown, PermanentError, RetryableError
 from bridge.metrics import install_request_metrics
 
 __all__ = [
@@ -416,6 +416,10 @@ class GitLabTracker:
     """
 
     name = "gitlab"
+    sprint_on_create = True
+    """The milestone is part of the create request."""
+    search_lag_seconds = 0.0
+    """The issues API searches the database: a new issue is found at once."""
 
     def __init__(
         self,
@@ -469,6 +473,8 @@ class GitLabTracker:
         return self._call("find issue", run)
 
     def create_issue(self, dest: Destination, issue: NewIssue) -> IssueRef:
+        """One ``POST``, with the milestone: the issue is in its sprint as soon as it exists. A 5xx
+        or timeout after sending is ``OutcomeUnknown``."""
         try:
             description = render_description(issue)
         except ValueError as exc:
@@ -484,7 +490,7 @@ class GitLabTracker:
             created = self._project(dest).issues.create(data, **NO_LIBRARY_RETRIES)
             return self._issue_ref(created.asdict())
 
-        return self._call("create issue", run)
+        return self._call("create issue", run, write=True)
 
     def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
         iid = _iid(ref)
@@ -721,8 +727,9 @@ class GitLabTracker:
         self._account = found
         return found
 
-    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
-        """Issues (any state) with ``updated_at >= since``, oldest change first, at most 20 pages of 100.
+    def changed_since(self, dest: Destination, since: datetime) -> ChangedIssues:
+        """Issues (any state) with ``updated_at >= since``, oldest change first, at most 20 pages of 100
+        (``cut_at``: the last ``updated_at`` read, when there were more).
 
         Pages are requested by number (``X-Next-Page``), so the token only ever goes to the
         configured GitLab URL. A naive ``since`` is taken as UTC.
@@ -736,9 +743,10 @@ class GitLabTracker:
             "per_page": _PER_PAGE,
         }
 
-        def run() -> list[tuple[IssueRef, str]]:
+        def run() -> ChangedIssues:
             path = self._project(dest).issues.path
-            out: list[tuple[IssueRef, str]] = []
+            out = ChangedIssues()
+            last_change: datetime | None = None
             page: int | None = 1
             for _ in range(_CHANGED_MAX_PAGES):
                 if page is None:
@@ -752,6 +760,7 @@ class GitLabTracker:
                     if not isinstance(title, str):
                         raise TypeError(f"issue title {title!r}")
                     out.append((self._issue_ref(data), title))
+                    last_change = _timestamp(data.get("updated_at")) or last_change
                 page = _next_page(response, page) if items else None
             if page is not None:
                 log.warning(
@@ -761,6 +770,7 @@ class GitLabTracker:
                     _CHANGED_MAX_PAGES,
                     len(out),
                 )
+                out.cut_at = last_change or (since if since.tzinfo is not None else since.replace(tzinfo=UTC))
             return out
 
         return self._call("list changed issues", run)
@@ -815,43 +825,51 @@ class GitLabTracker:
         url = data.get("web_url")
         return IssueRef(key=str(int(iid)), url=url if isinstance(url, str) else None)
 
-    def _call(self, what: str, run: Callable[[], _T]) -> _T:
-        """Run python-gitlab calls, translating every failure into our two error types."""
+    def _call(self, what: str, run: Callable[[], _T], *, write: bool = False) -> _T:
+        """Run python-gitlab calls, translating every failure into our two error types.
+
+        ``write``: the request is not safe to repeat, so a failure after it was sent (a timeout
+        waiting for the answer, a dropped connection, a 500/502/504, a 2xx that cannot be read)
+        is ``OutcomeUnknown``.
+        """
         what = f"gitlab {what}"
+        retryable = OutcomeUnknown if write else RetryableError
         self._local.response = None
         try:
             return run()
         except BridgeError:
             raise
         except requests.JSONDecodeError as exc:
-            raise RetryableError(f"{what}: unparseable response from GitLab") from exc
+            raise retryable(f"{what}: unparseable response from GitLab") from exc
+        except requests.exceptions.ConnectTimeout as exc:  # never reached GitLab
+            raise RetryableError(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from exc
         except (
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
         ) as exc:
-            raise RetryableError(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from exc
+            raise retryable(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from exc
         except requests.RequestException as exc:
             raise PermanentError(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from exc
         except gitlab.exceptions.RedirectError as exc:
             # A POST/PUT redirected (e.g. http -> https) would be replayed as a GET: fix the URL.
             raise PermanentError(self._scrub(f"{what}: {exc.error_message}")) from exc
         except gitlab.exceptions.GitlabParsingError as exc:
-            raise RetryableError(f"{what}: unparseable response from GitLab") from exc
+            raise retryable(f"{what}: unparseable response from GitLab") from exc
         except gitlab.exceptions.GitlabError as exc:
             status = exc.response_code
             if status is None:
-                raise RetryableError(self._scrub(f"{what}: {_format_message(exc.error_message)}")) from exc
+                raise retryable(self._scrub(f"{what}: {_format_message(exc.error_message)}")) from exc
             response = getattr(self._local, "response", None)
             headers: Mapping[str, str] = (
                 response.headers if response is not None and response.status_code == status else {}
             )
             message = self._scrub(_format_message(exc.error_message))
-            raise error_for_status(status, message, headers, what=what) from exc
+            raise (error_for_write if write else error_for_status)(status, message, headers, what=what) from exc
         except (KeyError, TypeError, ValueError) as exc:
             # Our reading of a 2xx payload that does not have GitLab's documented shape.
-            raise RetryableError(
+            raise retryable(
                 self._scrub(f"{what}: unexpected response from GitLab: {type(exc).__name__}: {exc}")
             ) from exc
 

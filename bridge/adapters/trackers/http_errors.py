@@ -11,10 +11,15 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bridge.errors import BridgeError, PermanentError, RetryableError
+from bridge.errors import BridgeError, NotFoundError, OutcomeUnknown, PermanentError, RetryableError
 
 # Statuses worth retrying: timeouts, conflicts/locks, rate limits and server errors.
 RETRYABLE_STATUSES = frozenset({408, 409, 423, 425, 429})
+
+# Answers after which a write may or may not have happened: the server failed while handling it
+# (500), or a gateway lost the upstream's answer (502, 504, and the 52x of some CDNs). A 503 means
+# the request was turned away; 4xx answers mean it was not done.
+UNKNOWN_OUTCOME_STATUSES = frozenset({500, 502, 504, *range(520, 531)})
 
 # A reset value below this is a number of seconds (IETF RateLimit draft), not a Unix time.
 _EPOCH_THRESHOLD = 1_000_000_000.0
@@ -74,6 +79,15 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     return None
 
 
+def error_for_write(status: int, message: str, headers: Mapping[str, str] | None = None, *, what: str) -> BridgeError:
+    """As ``error_for_status``, for a request that is not safe to repeat (creating an issue):
+    ``OutcomeUnknown`` when the answer does not say whether it was done."""
+    error = error_for_status(status, message, headers, what=what)
+    if isinstance(error, RetryableError) and status in UNKNOWN_OUTCOME_STATUSES:
+        return OutcomeUnknown(str(error), retry_after=error.retry_after)
+    return error
+
+
 def error_for_status(status: int, message: str, headers: Mapping[str, str] | None = None, *, what: str) -> BridgeError:
     """The error to raise for an HTTP failure of ``what`` (e.g. ``"gitlab create issue"``).
 
@@ -88,4 +102,6 @@ def error_for_status(status: int, message: str, headers: Mapping[str, str] | Non
         if status != 429:
             hints = {k: v for k, v in hints.items() if k.lower() == "retry-after"}
         return RetryableError(text, retry_after=retry_after_seconds(hints))
+    if status in (404, 410):
+        return NotFoundError(text)
     return PermanentError(text)

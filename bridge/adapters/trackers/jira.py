@@ -18,7 +18,8 @@ keeps using it for the instance's lifetime.
 
 Library retries are off (``max_retries=0``): ``ResilientSession`` retries 429/503
 and connection errors for every method, so a 503 after a committed create would
-file the issue twice.  The worker retries instead, after ``find_issue``.
+file the issue twice.  The worker retries instead, after ``find_issue`` (and, after an
+``OutcomeUnknown`` create, only once the search index had ``search_lag_seconds`` to show the issue).
 
 Every public method raises only ``RetryableError`` or ``PermanentError``.
 """
@@ -39,10 +40,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from jira import JIRA, JIRAError
 
-from bridge.adapters.trackers.base import CapacityUnit, SprintQuery, Tracker, WebhookSetup
-from bridge.adapters.trackers.http_errors import error_for_status
+from bridge.adapters.trackers.base import CapacityUnit, ChangedIssues, SprintQuery, Tracker, WebhookSetup
+from bridge.adapters.trackers.http_errors import error_for_status, error_for_write
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
-from bridge.errors import BridgeError, PermanentError, RetryableError
+from bridge.errors import BridgeError, OutcomeUnknown, PermanentError, RetryableError
 from bridge.metrics import install_request_metrics
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ _CHANGED_MAX_PAGES = 20
 """Bounds one ``changed_since``: 2,000 issues, the oldest changes first."""
 DEFAULT_SPRINT_FIELD = "customfield_10020"
 """The Sprint custom field on most Jira Cloud sites; Data Center ids differ (see ``GET /rest/api/2/field``)."""
+DEFAULT_SEARCH_LAG_SECONDS = 60.0
+"""How long a new issue may take to appear in JQL search: Atlassian documents ``/search/jql`` as
+eventually consistent (usually seconds behind)."""
 _SPRINT_PAGE = 50
 _FIND_LIMIT = 50
 _SUMMARY_MAX = 255
@@ -78,6 +82,8 @@ class JiraTracker:
     """The ``Tracker`` port for Jira Cloud / Data Center."""
 
     name = "jira"
+    sprint_on_create = False
+    """The sprint is set through the agile API after the create (``ensure_in_sprint``)."""
 
     def __init__(
         self,
@@ -90,7 +96,9 @@ class JiraTracker:
         story_points_field: str | None = None,
         reopen_transitions: tuple[str, ...] = DEFAULT_REOPEN_TRANSITIONS,
         sprint_field: str = DEFAULT_SPRINT_FIELD,
+        search_lag_seconds: float = DEFAULT_SEARCH_LAG_SECONDS,
     ) -> None:
+        self.search_lag_seconds = search_lag_seconds
         self._url = url.rstrip("/")
         self._api_token = api_token
         self._issue_type = issue_type
@@ -133,6 +141,8 @@ class JiraTracker:
         return None
 
     def create_issue(self, dest: Destination, issue: NewIssue) -> IssueRef:
+        """``POST /issue`` and nothing else: the sprint is set apart (``ensure_in_sprint``), so the
+        caller can store the new key first. A 5xx or timeout after sending is ``OutcomeUnknown``."""
         fields: dict[str, Any] = {
             "project": {"key": dest.project},
             "issuetype": {"name": self._issue_type},
@@ -142,13 +152,10 @@ class JiraTracker:
         }
         if issue.priority:
             fields["priority"] = {"name": issue.priority}
-        with self._boundary("jira create issue"):
+        with self._boundary("jira create issue", write=True):
             # prefetch=False: otherwise the library GETs the new issue again.
             created = self._client.create_issue(fields=fields, prefetch=False)
-            ref = self._ref(str(created.key))
-        if issue.sprint is not None:
-            self.ensure_in_sprint(dest, ref, issue.sprint)
-        return ref
+            return self._ref(str(created.key))
 
     def ensure_in_sprint(self, dest: Destination, ref: IssueRef, sprint: Sprint) -> None:
         sprint_id = _numeric_id(sprint.id, "sprint")
@@ -325,8 +332,9 @@ class JiraTracker:
         """``GET /myself``, once per instance: Cloud ``accountId``, else (Data Center) the user key."""
         return self._myself().account
 
-    def changed_since(self, dest: Destination, since: datetime) -> list[tuple[IssueRef, str]]:
-        """Issues of the project with ``updated >= since`` (JQL), oldest change first, at most 20 pages.
+    def changed_since(self, dest: Destination, since: datetime) -> ChangedIssues:
+        """Issues of the project with ``updated >= since`` (JQL), oldest change first, at most 20 pages
+        (``cut_at``: the last ``updated`` read, when there were more).
 
         A naive ``since`` is taken as UTC.
         """
@@ -340,8 +348,9 @@ class JiraTracker:
         zone = self._myself().zone or UTC
         stamp = (aware.astimezone(zone) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M")
         jql = f"project = {_jql_string(dest.project)} AND updated >= {_jql_string(stamp)} ORDER BY updated ASC"
-        params = {"jql": jql, "fields": "summary", "maxResults": _SEARCH_PAGE}
-        out: list[tuple[IssueRef, str]] = []
+        params = {"jql": jql, "fields": "summary,updated", "maxResults": _SEARCH_PAGE}
+        out = ChangedIssues()
+        last_change: datetime | None = None
         pages = 0
         full = False
         with self._boundary(what):
@@ -349,8 +358,10 @@ class JiraTracker:
                 pages += 1
                 full = len(issues) >= _SEARCH_PAGE
                 for found in issues:
-                    summary = (found.get("fields") or {}).get("summary")
+                    fields = found.get("fields") or {}
+                    summary = fields.get("summary")
                     out.append((self._ref(str(found["key"])), summary if isinstance(summary, str) else ""))
+                    last_change = _timestamp(fields.get("updated")) or last_change
         if pages >= _CHANGED_MAX_PAGES and full:
             log.warning(
                 "%s: stopped after %d pages (%d issues); issues changed later are not in this result",
@@ -358,6 +369,7 @@ class JiraTracker:
                 pages,
                 len(out),
             )
+            out.cut_at = last_change or aware
         return out
 
     def check(self, dest: Destination, query: SprintQuery, *, today: str) -> list[str]:
@@ -527,24 +539,31 @@ class JiraTracker:
         return candidates[0] if candidates else None
 
     @contextmanager
-    def _boundary(self, what: str) -> Iterator[None]:
-        """Translate library, HTTP and payload failures into the bridge's two error types."""
+    def _boundary(self, what: str, *, write: bool = False) -> Iterator[None]:
+        """Translate library, HTTP and payload failures into the bridge's two error types.
+
+        ``write``: the request is not safe to repeat, so a failure after it was sent (a timeout
+        waiting for the answer, a dropped connection, a 500/502/504) is ``OutcomeUnknown``.
+        """
         try:
             yield
         except BridgeError:
             raise
         except JIRAError as exc:
             # Never chain: str(JIRAError) dumps request/response headers.
-            raise self._from_jira_error(exc, what) from None
+            raise self._from_jira_error(exc, what, write=write) from None
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise RetryableError(self._redact(f"{what}: {type(exc).__name__}: {exc}")) from None
+            message = self._redact(f"{what}: {type(exc).__name__}: {exc}")
+            if write and not isinstance(exc, requests.exceptions.ConnectTimeout):
+                raise OutcomeUnknown(message) from None
+            raise RetryableError(message) from None
         except requests.RequestException as exc:  # incl. a 2xx body that is not JSON
             raise PermanentError(self._redact(f"{what}: {type(exc).__name__}: {exc}")) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
             raise PermanentError(f"{what}: unexpected response from Jira ({detail})") from exc
 
-    def _from_jira_error(self, exc: JIRAError, what: str) -> BridgeError:
+    def _from_jira_error(self, exc: JIRAError, what: str, *, write: bool = False) -> BridgeError:
         status = exc.status_code if isinstance(exc.status_code, int) else None
         response = exc.response
         message = _error_text(response) or (exc.text or "").strip()
@@ -554,7 +573,7 @@ class JiraTracker:
         if status is None:
             return PermanentError(f"{what}: {message or 'unexpected error from the Jira client'}")
         headers = dict(response.headers) if response is not None else {}
-        return error_for_status(status, message, headers, what=what)
+        return (error_for_write if write else error_for_status)(status, message, headers, what=what)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_token, "***") if self._api_token else text

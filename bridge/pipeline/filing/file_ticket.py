@@ -1,4 +1,4 @@
-"""The ``file_ticket`` job: classify, route, plan, and create the tracker issue once.
+"""The ``file_ticket`` job: classify, route, plan, create the tracker issue once, put it in its sprint.
 
 Each step's outcome is stored before the next starts, so a retry after a crash or
 an outage continues with the same decisions instead of making new ones.
@@ -7,8 +7,10 @@ an outage continues with the same decisions instead of making new ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
+from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from bridge.adapters.store.models import Job, Ticket
@@ -28,8 +30,9 @@ from bridge.domain import (
     Severity,
     Sprint,
     SprintSlot,
+    Status,
 )
-from bridge.errors import PermanentError, RetryableError
+from bridge.errors import BridgeError, OutcomeUnknown, PermanentError, RetryableError
 from bridge.mappings import Mappings
 from bridge.pipeline.filing.classify import classify
 from bridge.pipeline.filing.plan import SprintPlanner
@@ -105,6 +108,14 @@ def tracker_for(trackers: Mapping[str, Tracker], dest: Destination) -> Tracker:
 
 
 class TicketFiler:
+    """File the ticket's issue, in steps that each store their outcome before the next:
+
+    1. classification and destination; 2. the plan (sprint); 3. the issue: found by its tracking
+    ID, or created, its key stored as soon as the tracker answers; 4. the issue into its sprint,
+    choosing the sprint again if the planned one has closed meanwhile; 5. ``filed_at`` and
+    ``triaged``. A retry continues with the first step that has no stored outcome.
+    """
+
     def __init__(
         self,
         *,
@@ -113,16 +124,18 @@ class TicketFiler:
         mappings: Mappings,
         settings: Settings,
         planner: SprintPlanner,
+        clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._trackers = trackers
         self._mappings = mappings
         self._settings = settings
         self._planner = planner
+        self._now = clock
 
     def __call__(self, job: Job) -> None:
         ticket = self._store.job_ticket(job)
-        if ticket.issue_key:
+        if ticket.filed_at is not None:
             return  # filed by an earlier attempt that died before finishing the job
         report = report_of(ticket)
 
@@ -133,21 +146,17 @@ class TicketFiler:
             self._store.save_decision(ticket.id, classification, dest)
         tracker = tracker_for(self._trackers, dest)
 
-        existing = idempotent_read(tracker.find_issue)(dest, tracking_id=ticket.tracking_id)
         plan = plan_of(ticket)
         if plan is None:
             plan = self._planner.plan(dest, classification)
             self._store.save_plan(ticket.id, plan)
 
-        if existing is not None:
-            # A create that timed out had in fact succeeded: adopt it, finish its planning.
-            if plan.sprint is not None:
-                tracker.ensure_in_sprint(dest, existing, plan.sprint)
-            ref = existing
-        else:
-            ref = tracker.create_issue(dest, self._new_issue(ticket, report, classification, plan, dest))
-            self._planner.record_filed(dest, plan, classification)
-        self._store.save_issue(ticket.id, ref)
+        ref, how = issue_ref_of(ticket), "stored"
+        if ref is None:
+            ref, how = self._find_or_create(ticket, tracker, dest, report, classification, plan)
+        if how != "created" or not tracker.sprint_on_create:
+            plan = self._place(ticket, tracker, dest, ref, classification, plan)
+        self._store.update_ticket(ticket.id, self._finish)
         log.info(
             "ticket.filed",
             extra={
@@ -156,9 +165,101 @@ class TicketFiler:
                 "issue": ref.key,
                 "severity": classification.severity.value,
                 "sprint": plan.sprint.name if plan.sprint else None,
-                "adopted": existing is not None,
+                "issue_from": how,
+                "adopted": how == "adopted",
             },
         )
+
+    def _find_or_create(
+        self,
+        ticket: Ticket,
+        tracker: Tracker,
+        dest: Destination,
+        report: Report,
+        classification: Classification,
+        plan: Plan,
+    ) -> tuple[IssueRef, str]:
+        """The issue for the ticket, found (``adopted``) or made (``created``); its key is stored."""
+        existing = idempotent_read(tracker.find_issue)(dest, tracking_id=ticket.tracking_id)
+        if existing is not None:
+            # A create that timed out had in fact succeeded: adopt it.
+            self._store.update_ticket(ticket.id, _issue_change(existing))
+            return existing, "adopted"
+        attempted = ticket.create_attempted_at
+        if attempted is not None:
+            # An earlier create may have succeeded without our hearing of it, and the tracker's
+            # search may not show new issues yet (Jira's is eventually consistent): wait until it
+            # would, then search again, rather than create a second issue.
+            waited = (self._now() - attempted).total_seconds()
+            if waited < tracker.search_lag_seconds:
+                raise RetryableError(
+                    f"an earlier create of {ticket.tracking_id} may have succeeded; searching again once "
+                    f"{dest.tracker}'s search shows issues {tracker.search_lag_seconds:g} s old",
+                    retry_after=tracker.search_lag_seconds - waited,
+                )
+        self._store.update_ticket(ticket.id, _create_attempt(self._now()))
+        try:
+            ref = tracker.create_issue(dest, self._new_issue(ticket, report, classification, plan, dest))
+        except OutcomeUnknown:
+            raise  # the attempt stays recorded: the retry looks before it creates
+        except BridgeError:
+            self._store.update_ticket(ticket.id, _create_attempt(None))  # refused: nothing was made
+            raise
+        self._store.update_ticket(ticket.id, _issue_change(ref))
+        self._planner.record_filed(dest, plan, classification)
+        return ref, "created"
+
+    def _place(
+        self,
+        ticket: Ticket,
+        tracker: Tracker,
+        dest: Destination,
+        ref: IssueRef,
+        classification: Classification,
+        plan: Plan,
+    ) -> Plan:
+        """Put the issue into the plan's sprint (idempotent); the plan it ended up in.
+
+        A sprint the tracker refuses (Jira: 400 for a sprint closed since it was planned, 404 for a
+        deleted one) is chosen again from fresh sprints; when that gives no other sprint, the issue
+        needs planning.
+        """
+        if plan.sprint is None:
+            return plan
+        try:
+            tracker.ensure_in_sprint(dest, ref, plan.sprint)
+            return plan
+        except PermanentError as exc:  # closed (400) or deleted (404) since it was planned
+            refused, error = plan.sprint, str(exc)
+        log.warning(
+            "plan.sprint_refused",
+            extra={"tracking_id": ticket.tracking_id, "tracker": dest.tracker, "sprint": refused.name, "error": error},
+        )
+        self._planner.forget(dest)
+        replanned = self._planner.plan(dest, classification)
+        if replanned.sprint is None or replanned.sprint.id == refused.id:
+            replanned = Plan(sprint=None, slot=None, reason=f"{refused.name} refused the issue: {error}")
+        # Stored first: a retry after a failure below continues with this plan.
+        self._store.save_plan(ticket.id, replanned)
+        if replanned.sprint is not None:
+            tracker.ensure_in_sprint(dest, ref, replanned.sprint)
+        else:
+            label = self._mappings.routing.labels[dest.tracker].needs_planning  # type: ignore[index]
+            tracker.update_labels(dest, ref, add=[label], remove=[])
+        log.info(
+            "plan.replanned",
+            extra={
+                "tracking_id": ticket.tracking_id,
+                "from": refused.name,
+                "to": replanned.sprint.name if replanned.sprint else None,
+            },
+        )
+        return replanned
+
+    def _finish(self, session: Session, ticket: Ticket, now: datetime) -> None:
+        ticket.filed_at = now
+        if ticket.status == Status.RECEIVED.value:
+            self._store.add_status(session, ticket, Status.TRIAGED, now)
 
     def _new_issue(
         self, ticket: Ticket, report: Report, classification: Classification, plan: Plan, dest: Destination
@@ -180,3 +281,17 @@ class TicketFiler:
 
 def issue_ref_of(ticket: Ticket) -> IssueRef | None:
     return IssueRef(key=ticket.issue_key, url=ticket.issue_url) if ticket.issue_key else None
+
+
+def _issue_change(ref: IssueRef) -> Callable[[Session, Ticket, datetime], None]:
+    def change(session: Session, ticket: Ticket, now: datetime) -> None:
+        ticket.issue_key, ticket.issue_url = ref.key, ref.url
+
+    return change
+
+
+def _create_attempt(at: datetime | None) -> Callable[[Session, Ticket, datetime], None]:
+    def change(session: Session, ticket: Ticket, now: datetime) -> None:
+        ticket.create_attempted_at = at
+
+    return change

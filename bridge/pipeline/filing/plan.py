@@ -76,6 +76,12 @@ class SprintPlanner:
             log.warning("plan.unavailable", extra={"tracker": dest.tracker, "error": str(exc)})
             return Plan(sprint=None, slot=None, reason=f"sprints unavailable: {exc}")
 
+    def forget(self, dest: Destination) -> None:
+        """Drop the cached sprint windows of ``dest``: a sprint in them was found closed."""
+        with self._lock:
+            for key in [k for k in self._windows if k[:3] == (dest.tracker, dest.project, dest.board_id)]:
+                del self._windows[key]
+
     def record_filed(self, dest: Destination, plan: Plan, classification: Classification) -> None:
         """Count a newly filed bugfix in the cached load, so a burst does not overfill a sprint."""
         if plan.sprint is None or classification.kind is not Kind.BUGFIX:
