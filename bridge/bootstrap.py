@@ -188,7 +188,9 @@ def build_deps(
     )
     secret_key = secret_key_for(settings)
     handlers: dict[str, Handler] = {
-        FILE_TICKET: TicketFiler(store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner),
+        FILE_TICKET: TicketFiler(
+            store=store, trackers=trackers, mappings=mappings, settings=settings, planner=planner, clock=clock
+        ),
         APPLY_FOLLOWUP: FollowupApplier(store=store, trackers=trackers, mappings=mappings, clock=clock),
         NOTIFY: Notifier(
             store=store,
