@@ -131,3 +131,61 @@ def test_reconciliation_keeps_its_cursor_when_the_tracker_is_down(
     clock.advance(600)
     deps.reconciler.run()
     assert deps.store.cursor("gitlab:acme/support") == clock.now
+
+
+def file_several(client: FlaskClient, deps: Deps, count: int) -> list[Ticket]:
+    for n in range(count):
+        assert post_event(client, report_event(event_id=f"evt_many_{n}")).status_code == 202
+    run(deps, "file_ticket")
+    with deps.store.session() as session:
+        return list(session.scalars(select(Ticket).order_by(Ticket.id)).all())
+
+
+def test_reconciliation_reads_on_where_a_cut_listing_stopped(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker, clock: Clock
+) -> None:
+    """A listing holds at most so many changes (the adapters: 20 pages of 100). With more, the cursor
+    moves only to the last change listed, so the next run finds the rest instead of skipping them."""
+    tickets = file_several(client, deps, 3)
+    deps.reconciler.run()
+    run(deps, "sync_ticket")
+    tracker.now = lambda: clock.now
+    clock.advance(600)
+    for offset, issue in enumerate(tracker.issues):
+        issue.labels, issue.updated_at = (*issue.labels, "workflow::in progress"), clock.now + timedelta(seconds=offset)
+    tracker.changed_limit = 2
+    clock.advance(600)
+
+    assert deps.reconciler.run() == 2
+    run(deps, "sync_ticket")
+    clock.advance(600)
+    deps.reconciler.run()
+    run(deps, "sync_ticket")
+
+    assert [deps.store.ticket(t.id).status for t in tickets] == ["in_progress"] * 3
+    clock.advance(600)
+    deps.reconciler.run()  # complete again: the cursor is back at the run's start
+    assert deps.store.cursor("gitlab:acme/support") == clock.now
+
+
+def test_reconciliation_steps_past_an_instant_with_more_changes_than_a_listing_holds(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker, clock: Clock
+) -> None:
+    """Changes that all share one instant and fill every listing: the cursor still moves on each run,
+    instead of reading the same listing for ever."""
+    file_several(client, deps, 3)
+    deps.reconciler.run()
+    tracker.now = lambda: clock.now
+    clock.advance(600)
+    for issue in tracker.issues:
+        issue.updated_at = clock.now
+    tracker.changed_limit = 2
+    clock.advance(600)
+
+    cursors = []
+    for _ in range(3):
+        deps.reconciler.run()
+        cursors.append(deps.store.cursor("gitlab:acme/support"))
+        clock.advance(600)
+
+    assert cursors == sorted(set(cursors))  # strictly increasing

@@ -13,6 +13,7 @@ from bridge import metrics
 from bridge.adapters.store.repository import Store
 from bridge.adapters.trackers.base import Tracker
 from bridge.config import Settings
+from bridge.domain import Destination
 from bridge.errors import BridgeError
 from bridge.logs import new_request_id, request_id
 from bridge.mappings import Mappings
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 # Read a little before the cursor: tracker clocks and search indexes lag slightly.
 OVERLAP = timedelta(minutes=2)
 FIRST_LOOK_BACK = timedelta(days=1)
+STALL_STEP = timedelta(minutes=1)
+"""How far the cursor moves past an instant with more changes than one listing holds."""
 
 
 class Reconciler:
@@ -76,9 +79,32 @@ class Reconciler:
                     continue
                 if self._store.queue_job_once(ticket.id, kind=SYNC_TICKET):
                     queued_here += 1
-            self._store.set_cursor(cursor, started)
+            self._store.set_cursor(cursor, self._next_cursor(dest, since, started, changed.cut_at))
             metrics.reconcile_run(dest.tracker, ok=True, queued=queued_here)
             queued += queued_here
         if queued:
             log.info("reconcile.queued", extra={"count": queued})
         return queued
+
+    @staticmethod
+    def _next_cursor(dest: Destination, since: datetime, started: datetime, cut_at: datetime | None) -> datetime:
+        """Where the next run reads from (plus ``OVERLAP``): the start of this run when the listing was
+        complete; when it was cut (oldest change first), its last change, so nothing after it is
+        skipped for good. A listing that makes no progress (more changes at one instant than the
+        adapter lists at once) steps ``STALL_STEP`` past the old cursor rather than reading it for ever."""
+        if cut_at is None:
+            return started
+        # The overlap covers lagging clocks and indexes at the recent end; a cut listing ends in
+        # the past, so the next read starts exactly at its last change.
+        after = min(cut_at + OVERLAP, started)
+        if after <= since:
+            log.warning(
+                "reconcile.stalled",
+                extra={"tracker": dest.tracker, "project": dest.project, "at": cut_at.isoformat()},
+            )
+            return min(since + STALL_STEP, started)
+        log.info(
+            "reconcile.cut",
+            extra={"tracker": dest.tracker, "project": dest.project, "read_up_to": cut_at.isoformat()},
+        )
+        return after
