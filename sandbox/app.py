@@ -95,6 +95,9 @@ def _finish(response: Response) -> Response:
         return response
     decision: Decision | None = g.get("decision")
     fault = response.headers.get("X-Sandbox-Fault")
+    if decision is not None and decision.close_sprint and response.status_code == 201:
+        # The sprint closes while the create's answer is on its way: the client plans into it next.
+        _close_sprint(tracker, decision)
     if decision is not None and decision.create_then_502 and response.status_code == 201 and _spend(decision):
         response = Response(
             "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
@@ -128,6 +131,17 @@ def _spend(decision: Decision) -> bool:
             return False
         rule.create_then_502 -= 1
         return True
+
+
+def _close_sprint(tracker: str, decision: Decision) -> None:
+    """Use one unit of the close-sprint budget: the current sprint closes (and the next starts)."""
+    rule = decision.close_sprint
+    sb = sandbox()
+    with sb.lock:
+        if rule is None or rule.close_sprint_after_create <= 0:
+            return
+        rule.close_sprint_after_create -= 1
+        sb.close_sprint(tracker)
 
 
 def _not_found(error: Exception) -> Response:

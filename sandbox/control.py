@@ -9,6 +9,8 @@ from flask import Blueprint, Response, request
 
 from sandbox import devactions
 from sandbox.faults import FaultRule
+from sandbox.gitlab_model import GitLabError
+from sandbox.jira_model import JiraError
 from sandbox.web import json_body, reply, sandbox, truthy
 
 bp = Blueprint("control", __name__, url_prefix="/_sandbox")
@@ -114,6 +116,25 @@ def clear_faults() -> Response:
     with sb.lock:
         sb.faults.rules = []
     return reply(_faults_json())
+
+
+@bp.post("/sprints/close")
+def close_sprint() -> Response:
+    """``{"tracker": "jira"|"gitlab", "sprint": <id>, "start_next": true}``: close the current sprint
+    (or the one given). Jira completes it and starts the first future sprint; GitLab closes the
+    milestone. No webhooks are sent (the bridge does not subscribe to sprint events)."""
+    body = json_body()
+    tracker = body.get("tracker")
+    if tracker not in ("gitlab", "jira"):
+        return reply({"error": "tracker must be gitlab or jira"}, 400)
+    sprint_id = body.get("sprint")
+    if sprint_id is not None and (isinstance(sprint_id, bool) or not isinstance(sprint_id, int)):
+        return reply({"error": "sprint must be a sprint or milestone id"}, 400)
+    try:
+        result = sandbox().close_sprint(tracker, sprint_id, start_next=truthy(body.get("start_next", True)))
+    except (JiraError, GitLabError) as exc:
+        return reply({"error": str(exc)}, exc.status)
+    return reply(result)
 
 
 @bp.post("/act")

@@ -1,4 +1,5 @@
-"""Fault injection: latency, random 5xx, outages, 5xx windows, rate limits, create-then-502, webhook faults.
+"""Fault injection: latency, random 5xx, outages, 5xx windows, rate limits, create-then-502,
+a sprint that closes right after a create, webhook faults.
 
 A rule applies to a tracker (``gitlab``, ``jira`` or ``both``) and optionally to endpoints whose
 name (``create_issue``, ``search``...) or path matches a glob. The caller holds the sandbox lock.
@@ -30,6 +31,7 @@ _RULE_KEYS = frozenset(
         "status_window",
         "rate_limit",
         "create_then_502",
+        "close_sprint_after_create",
         "webhook_duplicate",
         "webhook_delay_ms",
         "webhook_drop_rate",
@@ -57,6 +59,8 @@ class FaultRule:
     window_status: int = 503
     rate_limit: RateLimit | None = None
     create_then_502: int = 0
+    close_sprint_after_create: int = 0
+    """How many creates still close the current sprint (and start the next) before they are answered."""
     webhook_duplicate: bool = False
     webhook_delay_ms: int = 0
     webhook_drop_rate: float = 0.0
@@ -81,6 +85,7 @@ class FaultRule:
             outage=bool(data.get("outage", False)),
             retry_after_s=_number(data, "retry_after_s", int, 0, 86_400, default=30),
             create_then_502=_number(data, "create_then_502", int, 0, 1_000_000),
+            close_sprint_after_create=_number(data, "close_sprint_after_create", int, 0, 1_000_000),
             webhook_duplicate=bool(data.get("webhook_duplicate", False)),
             webhook_delay_ms=_number(data, "webhook_delay_ms", int, 0, 3_600_000),
             webhook_drop_rate=_number(data, "webhook_drop_rate", float, 0.0, 1.0),
@@ -108,7 +113,10 @@ class FaultRule:
         for key in ("endpoint", "method"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
-        for key in ("latency_ms", "error_rate", "outage", "create_then_502", "webhook_duplicate"):
+        for key in ("latency_ms", "error_rate", "outage", "create_then_502", "close_sprint_after_create"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        for key in ("webhook_duplicate",):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         for key in ("webhook_delay_ms", "webhook_drop_rate"):
@@ -173,6 +181,8 @@ class Decision:
     rejection: Rejection | None = None
     create_then_502: FaultRule | None = None
     """The rule whose ``create_then_502`` budget a successful (201) create would use up."""
+    close_sprint: FaultRule | None = None
+    """The rule whose ``close_sprint_after_create`` budget a successful (201) create would use up."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,10 @@ class Faults:
         create_then_502 = next(
             (r for r in rules if r.create_then_502 > 0 and (r.endpoint or endpoint == "create_issue")), None
         )
-        return Decision(latency, None, create_then_502)
+        close_sprint = next(
+            (r for r in rules if r.close_sprint_after_create > 0 and (r.endpoint or endpoint == "create_issue")), None
+        )
+        return Decision(latency, None, create_then_502, close_sprint)
 
     def for_webhook(self, tracker: str, event: str) -> WebhookFaults:
         rules = [r for r in self.rules if r.tracker in (tracker, "both") and _glob(r.endpoint, event, event)]

@@ -126,6 +126,22 @@ class GitLabStore:
         self.milestones[milestone.id] = milestone
         return milestone
 
+    def close_milestone(self, project: GlProject, today: date, milestone: GlMilestone | None = None) -> GlMilestone:
+        """Close ``milestone`` (default: the project's active one containing ``today``); its issues keep it."""
+        if milestone is None:
+            milestone = next(
+                (
+                    m
+                    for m in self.project_milestones(project, include_ancestors=True)
+                    if m.state == "active" and m.start_date and m.due_date and m.start_date <= today <= m.due_date
+                ),
+                None,
+            )
+            if milestone is None:
+                raise GitLabError(400, "no active milestone contains today")
+        milestone.state, milestone.updated_at = "closed", clock.now()
+        return milestone
+
     def add_hook(self, project: GlProject, url: str, token: str | None, events: dict[str, bool]) -> GlHook:
         hook = GlHook(self._id("hook"), project.id, url, token, clock.now(), events)
         self.hooks[hook.id] = hook

@@ -127,6 +127,25 @@ class JiraStore:
         self.sprints[sprint.id] = sprint
         return sprint
 
+    def close_sprint(self, sprint: Sprint | None = None, *, start_next: bool = True) -> tuple[Sprint, Sprint | None]:
+        """Complete ``sprint`` (default: the board's first active one), as "Complete sprint" does;
+        with ``start_next`` the first future sprint becomes active. Issues keep their sprint
+        history. Returns (closed, started)."""
+        if sprint is None:
+            sprint = next((s for s in self.board_sprints(self.board.id) if s.state == "active"), None)
+            if sprint is None:
+                raise JiraError(400, ["The board has no active sprint to complete."])
+        if sprint.state != "active":
+            raise JiraError(400, [f"Sprint {sprint.id} is {sprint.state}; only an active sprint can be completed."])
+        sprint.state, sprint.complete = "closed", clock.now()
+        started = None
+        if start_next:
+            started = next((s for s in self.board_sprints(sprint.board_id) if s.state == "future"), None)
+            if started is not None:
+                started.state = "active"
+                started.start = started.start or clock.now()
+        return sprint, started
+
     def add_webhook(
         self, *, name: str, url: str, events: list[str], secret: str | None, jql_filter: str | None
     ) -> JiraWebhook:

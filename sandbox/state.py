@@ -14,9 +14,9 @@ from sandbox import gitlab_hooks, gitlab_json, jira_hooks, jira_json, jira_searc
 from sandbox.config import SandboxConfig
 from sandbox.events import HookEvent
 from sandbox.faults import FaultRule, Faults
-from sandbox.gitlab_model import IssueChange, NoteAdded
+from sandbox.gitlab_model import GitLabError, IssueChange, NoteAdded
 from sandbox.gitlab_store import GitLabStore
-from sandbox.jira_model import JiraChange
+from sandbox.jira_model import JiraChange, JiraError
 from sandbox.jira_store import JiraStore
 
 REQUEST_LOG_LIMIT = 20_000
@@ -69,6 +69,31 @@ class Sandbox:
         """Replace the start-up (``default``) webhook target of a tracker; ``url=None`` removes it."""
         with self.lock:
             self.targets[tracker] = webhooks.Target(tracker, url, secret, "default", str(uuid.uuid4())) if url else None
+
+    # -- plans ---------------------------------------------------------------------------------
+
+    def close_sprint(self, tracker: str, sprint_id: int | None = None, *, start_next: bool = True) -> dict[str, Any]:
+        """Close the current sprint (or ``sprint_id``): Jira completes it and, with ``start_next``,
+        starts the first future sprint; GitLab closes the milestone. Raises the tracker's error."""
+        with self.lock:
+            if tracker == "jira":
+                chosen = None
+                if sprint_id is not None:
+                    chosen = self.jira.sprints.get(sprint_id)
+                    if chosen is None:
+                        raise JiraError(404, ["Sprint does not exist or you do not have permission to see it."])
+                closed, started = self.jira.close_sprint(chosen, start_next=start_next)
+                return {
+                    "closed": {"id": closed.id, "name": closed.name},
+                    "started": {"id": started.id, "name": started.name} if started else None,
+                }
+            milestone = None
+            if sprint_id is not None:
+                milestone = self.gitlab.milestones.get(sprint_id)
+                if milestone is None:
+                    raise GitLabError(404, "404 Milestone Not Found")
+            closed_milestone = self.gitlab.close_milestone(self.gitlab.projects[1], self.today, milestone)
+            return {"closed": {"id": closed_milestone.id, "name": closed_milestone.title}, "started": None}
 
     # -- webhooks ------------------------------------------------------------------------------
 

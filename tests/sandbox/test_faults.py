@@ -138,3 +138,43 @@ def test_client_retry_after_create_then_502_duplicates(url: str) -> None:
         issue = gl.projects.get(1, lazy=True).issues.create({"title": "[ST-DUP] once?"})
         assert issue.iid == 2
         assert len(gl.projects.get(1, lazy=True).issues.list(search="[ST-DUP]", get_all=True)) == 2
+
+
+def test_sprint_closes_after_a_create_before_its_answer(http: requests.Session, url: str) -> None:
+    """``close_sprint_after_create`` completes the active Jira sprint (starting the next) once the
+    issue exists and before the create is answered: adding the issue to that sprint is then a 400."""
+    set_faults(url, {"tracker": "jira", "close_sprint_after_create": 1})
+    created = http.post(f"{url}/rest/api/2/issue", json=ISSUE)
+    assert created.status_code == 201
+    sprints = {s["id"]: s["state"] for s in http.get(f"{url}/rest/agile/1.0/board/1/sprint").json()["values"]}
+    assert sprints == {1: "closed", 2: "closed", 3: "active", 4: "future"}
+    refused = http.post(f"{url}/rest/agile/1.0/sprint/2/issue", json={"issues": [created.json()["key"]]})
+    assert refused.status_code == 400
+    assert refused.json()["errorMessages"] == ["Cannot move issues to a closed sprint."]
+    assert (
+        http.post(f"{url}/rest/agile/1.0/sprint/3/issue", json={"issues": [created.json()["key"]]}).status_code == 204
+    )
+    # The budget is spent: the next create closes nothing.
+    assert http.post(f"{url}/rest/api/2/issue", json=ISSUE).status_code == 201
+    states = [s["state"] for s in http.get(f"{url}/rest/agile/1.0/board/1/sprint").json()["values"]]
+    assert states == ["closed", "closed", "active", "future"]
+    faults = requests.get(f"{url}/_sandbox/faults", timeout=5).json()["rules"]
+    assert "close_sprint_after_create" not in faults[0]
+
+
+def test_close_sprint_control(http: requests.Session, url: str) -> None:
+    """``POST /_sandbox/sprints/close`` completes Jira's active sprint (starting the next unless told
+    not to) and closes GitLab's current milestone; a sprint that is not active is refused."""
+    closed = requests.post(f"{url}/_sandbox/sprints/close", json={"tracker": "jira"}, timeout=5)
+    assert closed.status_code == 200
+    assert (closed.json()["closed"]["id"], closed.json()["started"]["id"]) == (2, 3)
+    again = requests.post(f"{url}/_sandbox/sprints/close", json={"tracker": "jira", "sprint": 2}, timeout=5)
+    assert again.status_code == 400
+    quiet = requests.post(
+        f"{url}/_sandbox/sprints/close", json={"tracker": "jira", "start_next": False}, timeout=5
+    ).json()
+    assert (quiet["closed"]["id"], quiet["started"]) == (3, None)
+    milestone = requests.post(f"{url}/_sandbox/sprints/close", json={"tracker": "gitlab"}, timeout=5).json()
+    states = {m["id"]: m["state"] for m in http.get(f"{url}/api/v4/projects/1/milestones").json()}
+    assert states[milestone["closed"]["id"]] == "closed"
+    assert requests.post(f"{url}/_sandbox/sprints/close", json={"tracker": "x"}, timeout=5).status_code == 400
