@@ -23,8 +23,8 @@ from typing import Any
 
 import requests
 
-from bench.stack import SIGNING_SECRET
 from bridge.web.signatures import sign
+from harness.stack import SIGNING_SECRET
 
 LUA = Path(__file__).resolve().parent / "rate.lua"
 

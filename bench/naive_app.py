@@ -2,8 +2,8 @@
 
 It verifies nothing and stores nothing: it POSTs an issue to the tracker sandbox's GitLab API
 with ``requests`` inside the request and answers when the tracker has answered. Served by the
-same gunicorn settings as the bridge (``gunicorn -c gunicorn.conf.py bench.naive_app:app``) with
-``SANDBOX_URL`` pointing at the sandbox.
+same gunicorn settings as the bridge (``gunicorn -c gunicorn.conf.py bench.naive_app:app``), with the
+bridge's ``GITLAB_URL`` and ``GITLAB_TOKEN`` pointing at the sandbox.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import requests
 from flask import Flask, Response, request
 
 app = Flask(__name__)
-SANDBOX_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8900")
+GITLAB_URL = os.environ.get("GITLAB_URL", "http://127.0.0.1:8900")
 GITLAB_TOKEN = os.environ.get("GITLAB_TOKEN", "glpat-sandbox-token")
 _local = threading.local()
 
@@ -33,7 +33,7 @@ def receive() -> Response:
     event = json.loads(request.get_data(cache=False))
     report = event.get("report") or {}
     answer = _session().post(
-        f"{SANDBOX_URL}/api/v4/projects/1/issues",
+        f"{GITLAB_URL}/api/v4/projects/1/issues",
         headers={"PRIVATE-TOKEN": GITLAB_TOKEN},
         json={"title": str(report.get("title", "report")), "description": str(report.get("description", ""))},
         timeout=30,

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 from bench.load import report_event, signed
-from bench.stack import REDIS_URL, SIGNING_SECRET, drop_pg_schema, flush_redis, new_pg_schema, write_config
+from bench.stack import PG_BASE, REDIS_URL
+from harness.databases import drop_pg_schema, flush_redis, new_pg_schema
+from harness.stack import SECRET_KEY, SIGNING_SECRET, write_config
 
 
 def main() -> int:
@@ -36,7 +38,7 @@ def main() -> int:
         {
             "BRIDGE_CONFIG": str(write_config(root / "config.yaml", instance_dir=root / "instance")),
             "CHATBOT_SIGNING_SECRET": SIGNING_SECRET,
-            "BRIDGE_SECRET_KEY": "bench-secret-key",
+            "BRIDGE_SECRET_KEY": SECRET_KEY,
             "GITLAB_URL": "http://127.0.0.1:9",
             "GITLAB_TOKEN": "x",
             "GITLAB_PROJECT": "acme/support",
@@ -49,10 +51,10 @@ def main() -> int:
         }
     )
     if args.postgres:
-        url, schema = new_pg_schema()
+        url, schema = new_pg_schema(PG_BASE, prefix="bench")
         os.environ["DATABASE_URL"] = url
         os.environ["REDIS_URL"] = REDIS_URL
-        flush_redis()
+        flush_redis(REDIS_URL)
     else:
         os.environ["DATABASE_URL"] = f"sqlite:///{root / 'bridge.db'}"
 
@@ -109,7 +111,7 @@ def main() -> int:
         f"{1000 * cpu / args.n:.2f} ms CPU per report, one thread"
     )
     if schema:
-        drop_pg_schema(schema)
+        drop_pg_schema(PG_BASE, schema)
     return 0
 
 

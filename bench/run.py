@@ -1,7 +1,7 @@
 """``make bench``: intake ceiling, ACK latency, tracker independence, end-to-end latency, backlog
 drain against a rate-limited tracker, and scale (PostgreSQL + Redis, memory, bytes per ticket).
 
-Each phase starts its own processes (``bench.stack.Stack``) on loopback and stops them. Results
+Each phase starts its own processes (``bench.stack.BenchStack``) on loopback and stops them. Results
 are printed as a table and written to ``bench/results/latest.json``. Nothing here asserts: every
 figure is reported with its target and PASS/FAIL. Knobs (environment):
 
@@ -24,7 +24,6 @@ figure is reported with its target and PASS/FAIL. Knobs (environment):
 
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import os
@@ -46,7 +45,9 @@ import requests
 
 from bench import storage
 from bench.load import LoadResult, bodies_for, report_event, run_wrk, send_backlog, signed, write_bodies
-from bench.stack import REPO, Stack, cpu_seconds, drop_pg_schema, new_pg_schema, stop_all
+from bench.stack import PG_BASE, BenchStack, cpu_seconds
+from harness.databases import drop_pg_schema, new_pg_schema
+from harness.process import REPO
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RESULTS = REPO / "bench" / "results"
@@ -139,16 +140,16 @@ class Run:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def load(self, stack: Stack, name: str, rate: float, seconds: float, **kwargs: Any) -> LoadResult:
+    def load(self, stack: BenchStack, name: str, rate: float, seconds: float, **kwargs: Any) -> LoadResult:
         bodies = bodies_for(self.root, name, rate if rate > 0 else 6000, seconds)
-        pids = stack.web_pids()
+        pids = stack.web.tree_pids()
         cpu_before = cpu_seconds(pids)
         result = run_wrk(f"{stack.web_url}/webhooks/chatbot", bodies, rate=rate, duration=seconds, **kwargs)
         result.extra["web_cpu_pct"] = round(100 * (cpu_seconds(pids) - cpu_before) / max(0.1, result.duration_s), 1)
         bodies.unlink(missing_ok=True)
         return result
 
-    def ceiling(self, stack: Stack, name: str) -> dict[str, Any]:
+    def ceiling(self, stack: BenchStack, name: str) -> dict[str, Any]:
         """Highest constant rate with p99 < 50 ms, all answers 2xx and no late slots (wrk2-style steps)."""
         probe = self.load(stack, f"{name}-probe", 0, max(3.0, STEP_S / 2), connections=16)
         log(f"{name}: closed-loop probe {probe.achieved_rate}/s p99 {probe.p99_ms} ms")
@@ -203,7 +204,7 @@ class Run:
     def baseline(self) -> None:
         """The yardstick; measured first and again last, and the higher ceiling is used: other work on
         the machine can only lower a ceiling, so the higher of the two is the less disturbed one."""
-        stack = Stack(self.stack_dir("baseline"), app="bench.baseline_app:app", sandbox=False, mail=False).start()
+        stack = BenchStack(self.stack_dir("baseline"), app="bench.baseline_app:app", sandbox=False).start()
         try:
             result = self.ceiling(stack, "baseline")
         finally:
@@ -238,7 +239,7 @@ class Run:
 
     def intake(self, *, postgres: bool = False) -> None:
         label = "pg" if postgres else "sqlite"
-        stack = Stack(self.stack_dir(f"intake-{label}"), postgres=postgres).start(with_workers=False)
+        stack = BenchStack(self.stack_dir(f"intake-{label}"), postgres=postgres).start(with_workers=False)
         try:
             result = self.ceiling(stack, f"intake-{label}")
             result["memory_mib"] = stack.memory()
@@ -256,7 +257,7 @@ class Run:
         self.ratio_rows()
 
     def ack(self) -> None:
-        stack = Stack(self.stack_dir("ack"), tracker_latency_ms=0).start()
+        stack = BenchStack(self.stack_dir("ack"), tracker_latency_ms=0).start()
         levels: list[dict[str, Any]] = []
         try:
             for rate in ACK_RATES:
@@ -287,7 +288,7 @@ class Run:
             )
 
     def _p99_at(self, app: str, latency_ms: int, rate: float, name: str) -> LoadResult:
-        stack = Stack(self.stack_dir(name), app=app, tracker_latency_ms=latency_ms, mail=app == "wsgi:app").start()
+        stack = BenchStack(self.stack_dir(name), app=app, tracker_latency_ms=latency_ms).start()
         try:
             if not QUICK:
                 self.load(stack, f"{name}-warm", rate, 2)
@@ -330,7 +331,9 @@ class Run:
 
     # -- end to end --------------------------------------------------------------------------------
 
-    def _probe_reports(self, stack: Stack, count: int, tag: str, *, spacing: float, wait_each: bool) -> dict[str, Any]:
+    def _probe_reports(
+        self, stack: BenchStack, count: int, tag: str, *, spacing: float, wait_each: bool
+    ) -> dict[str, Any]:
         """Send ``count`` probe reports; returns tracking_id -> (sent time, email)."""
         sent: dict[str, Any] = {}
         session = requests.Session()
@@ -352,7 +355,7 @@ class Run:
         return sent
 
     @staticmethod
-    def _issues(stack: Stack) -> dict[str, dict[str, Any]]:
+    def _issues(stack: BenchStack) -> dict[str, dict[str, Any]]:
         state = stack.sandbox_get("/_sandbox/state")
         found: dict[str, dict[str, Any]] = {}
         for issue in state["gitlab"]["issues"]:
@@ -361,7 +364,7 @@ class Run:
                 found.setdefault(title[1 : title.index("]")], issue)
         return found
 
-    def _wait_issues(self, stack: Stack, tracking_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    def _wait_issues(self, stack: BenchStack, tracking_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             issues = self._issues(stack)
@@ -380,9 +383,8 @@ class Run:
             out.append(1000 * (created - info["sent"]))
         return out
 
-    def _act_latencies(self, stack: Stack, sent: dict[str, Any], issues: dict[str, dict[str, Any]]) -> list[float]:
+    def _act_latencies(self, stack: BenchStack, sent: dict[str, Any], issues: dict[str, dict[str, Any]]) -> list[float]:
         """Developer starts work (label 'in progress') -> the reporter's status email reaches the SMTP server."""
-        assert stack.mail is not None
         out = []
         subject = "A developer is working on it"
         session = requests.Session()
@@ -403,7 +405,7 @@ class Run:
         while pending and time.monotonic() < deadline:
             for tracking_id in list(pending):
                 info = sent[tracking_id]
-                mails = [t for t, s in stack.mail.to(info["email"]) if subject in s and t >= info["acted"]]
+                mails = [m.at for m in stack.mail.to(info["email"]) if subject in m.subject and m.at >= info["acted"]]
                 if mails:
                     out.append(1000 * (min(mails) - info["acted"]))
                     pending.discard(tracking_id)
@@ -411,7 +413,7 @@ class Run:
         return out
 
     def e2e(self) -> None:
-        stack = Stack(self.stack_dir("e2e"), tracker_latency_ms=E2E_TRACKER_MS).start()
+        stack = BenchStack(self.stack_dir("e2e"), tracker_latency_ms=E2E_TRACKER_MS).start()
         out: dict[str, Any] = {"tracker_latency_ms": E2E_TRACKER_MS, "load_rate": E2E_LOAD_RATE}
         try:
             # Idle: one report at a time, each waited for.
@@ -465,7 +467,7 @@ class Run:
     def drain_once(
         self, *, backlog: int, rate_limit: float | None, postgres: bool, workers: int, name: str
     ) -> dict[str, Any]:
-        stack = Stack(self.stack_dir(name), postgres=postgres, workers=workers).start(with_workers=False)
+        stack = BenchStack(self.stack_dir(name), postgres=postgres, workers=workers).start(with_workers=False)
         database: dict[str, int] = {}
         try:
             bodies = write_bodies(self.root / f"{name}.bodies", backlog)
@@ -549,7 +551,7 @@ class Run:
         return result
 
     @staticmethod
-    def _sqlite_size(stack: Stack) -> dict[str, int]:
+    def _sqlite_size(stack: BenchStack) -> dict[str, int]:
         import sqlite3
 
         path = stack.root / "bridge.db"
@@ -561,7 +563,7 @@ class Run:
         return {"tickets": tickets, "per_ticket": size // max(1, tickets)}
 
     @staticmethod
-    def _issues_all(stack: Stack) -> list[str]:
+    def _issues_all(stack: BenchStack) -> list[str]:
         state = stack.sandbox_get("/_sandbox/state")
         return [
             i["title"][1 : i["title"].index("]")] for i in state["gitlab"]["issues"] if i["title"].startswith("[ST-")
@@ -640,11 +642,11 @@ class Run:
         out["sqlite"] = storage.measure(f"sqlite:///{path}", tickets=STORAGE_TICKETS, seed=seed, sqlite_path=path)
         path.unlink(missing_ok=True)
         if "scale" in PHASES or os.environ.get("BENCH_SCALE", "1") != "0":
-            url, schema = new_pg_schema()
+            url, schema = new_pg_schema(PG_BASE, prefix="bench")
             try:
                 out["postgres"] = storage.measure(url, tickets=STORAGE_TICKETS, seed=seed, sqlite_path=None)
             finally:
-                drop_pg_schema(schema)
+                drop_pg_schema(PG_BASE, schema)
         self.results["storage"] = out
         for key, label in (("sqlite", "SQLite file"), ("postgres", "PostgreSQL relations")):
             if key in out:
@@ -744,7 +746,6 @@ def _interrupted(signum: int, _frame: Any) -> None:
 def main() -> int:
     # A SIGTERM (or the shell's timeout) unwinds like Ctrl-C, so every started process is stopped.
     signal.signal(signal.SIGTERM, _interrupted)
-    atexit.register(stop_all)
     started = time.time()
     run = Run()
     log(f"bridge bench ({'quick' if QUICK else 'full'}), phases {PHASES}; processes and logs in {run.root}")

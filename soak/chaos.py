@@ -310,8 +310,8 @@ class Chaos:
         events.append((p.duration, "create then 502 disarmed", lambda: f.remove("create502"), {}))
         for start, seconds in p.smtp_down:
             events += [
-                (start, "smtp down", self.stack.smtp.go_down, {"seconds": seconds}),
-                (start + seconds, "smtp up", self.stack.smtp.come_back, {}),
+                (start, "smtp down", self.stack.smtp.stop, {"seconds": seconds}),
+                (start + seconds, "smtp up", self.stack.smtp.start, {}),
             ]
         return events
 

@@ -24,8 +24,8 @@ from typing import Any
 import requests
 
 from bridge.web.signatures import sign
+from harness.stack import SIGNING_SECRET
 from soak.stack import EMAIL_TOKEN, JIRA_DOMAIN, JIRA_PRODUCT, PERMANENT_PRODUCT
-from tests.e2e.harness import SIGNING_SECRET
 
 # --- developer action chains --------------------------------------------------------------------------
 

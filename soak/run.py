@@ -22,12 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.databases import drop_pg_schema, flush_redis, new_pg_schema
 from soak.acts import ActDriver
 from soak.chaos import Chaos, plan_chaos
 from soak.db import BridgeDb
 from soak.load import Planned, Sender, plan_reports
 from soak.observe import SandboxObserver
-from soak.stack import MISSING_PROJECT, SoakStack, drop_pg_schema, flush_redis, new_pg_schema
+from soak.stack import MISSING_PROJECT, SoakStack
 from soak.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def run_soak(settings: SoakSettings) -> dict[str, Any]:
     schema: str | None = None
     database_url = redis_url = None
     if settings.backend == "postgres":
-        database_url, schema = new_pg_schema(settings.pg_base_url)
+        database_url, schema = new_pg_schema(settings.pg_base_url, prefix="soak")
         redis_url = settings.redis_url
         flush_redis(redis_url)
     elif settings.backend != "sqlite":
@@ -335,7 +336,7 @@ def _injected(
         "worker_sigkills": log.count("worker SIGKILL"),
         "web_sigkills_whole": log.count("web SIGKILL (master and workers)"),
         "web_worker_sigkills": log.count("web worker SIGKILL"),
-        "web_restarts": stack.web_restarts,
+        "web_restarts": stack.web.restarts,
         "smtp_down_windows": len(downtimes),
         "smtp_down_seconds": round(sum(b - a for a, b in downtimes), 1),
         "latency_ms": plan.latency_ms,

@@ -1,42 +1,32 @@
-"""The soak's stack: the e2e harness's ``Stack`` plus what a soak needs on top of it.
+"""The soak's stack: the shared stack (``harness/``) with the soak's configuration and mail index.
 
-Reused from ``tests/e2e/harness.py`` by import: process start/stop, the sandbox, gunicorn and worker
-command lines, the environment and the config copy. Added here:
+On top of ``harness.stack.Stack`` (processes, environment, config copy, kills and restarts, the
+restartable SMTP sink):
 
 - config edits for a quick soak (backoff 1..10 s, lease 5 s, reconciliation every few minutes, worker
-  threads) and a copy
-  of ``mappings/`` whose routing sends product ``billing`` and the organisation of
+  threads) and a copy of ``mappings/`` whose routing sends product ``billing`` and the organisation of
   ``@jira-kunde.dk`` senders to Jira, and product ``legacy-archive`` to a GitLab project that does not
   exist (every filing there is refused with 404: the designed permanent failure);
-- ``EMAIL_INBOUND_TOKEN`` for the raw email endpoint, and PostgreSQL + Redis on request;
-- web kill/restart (SIGKILL of gunicorn's whole process group, or of one gunicorn worker);
-- an SMTP sink that can go down and come back on the same port, indexing mail by tracking ID.
+- ``EMAIL_INBOUND_TOKEN`` for the raw email endpoint, PostgreSQL + Redis on request, a seeded sandbox;
+- an SMTP sink that indexes mail by tracking ID, and ``ensure_running`` after the chaos.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email
-import email.policy
 import json
-import logging
-import os
 import re
 import shutil
-import signal
 import threading
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
-from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine
 
-from tests.e2e.harness import REPO, HarnessError, MailSink, Stack, wait_until
+from harness.mail import Mail, MailSink
+from harness.process import REPO, HarnessError
+from harness.stack import Stack
 
 EMAIL_TOKEN = "soak-email-inbound-token"  # noqa: S105 - a loopback test credential
 JIRA_PRODUCT = "billing"
@@ -55,17 +45,6 @@ DELIVERY = {
     "backoff_max_seconds": "10",
     "lease_seconds": "5",
 }
-
-
-def edit_yaml_scalars(path: Path, edits: dict[str, str]) -> None:
-    """Replace ``key: value`` lines (each key exactly once) in a YAML file, keeping comments."""
-    content = path.read_text()
-    for key, value in edits.items():
-        pattern = rf"(?m)^(\s*{re.escape(key)}:\s*)[^\s#]+"
-        content, count = re.subn(pattern, lambda m: m.group(1) + value, content)  # noqa: B023 - used at once
-        if count != 1:
-            raise HarnessError(f"{path}: expected exactly one {key!r} line to edit, found {count}")
-    path.write_text(content)
 
 
 def soak_mappings(target: Path) -> Path:
@@ -117,51 +96,36 @@ class SeenMail:
     to: str
     at: float
 
-
-class _DroppedSessions(logging.Filter):
-    """Stopping the SMTP server cancels the sessions in flight (the point of the exercise); asyncio then
-    logs each cancelled session task as "destroyed but pending" when it is collected. Not news."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Task was destroyed but it is pending")
-
-
-logging.getLogger("asyncio").addFilter(_DroppedSessions())
+    @classmethod
+    def of(cls, mail: Mail) -> SeenMail:
+        found = SUBJECT_ID.search(mail.subject)
+        numbered = MESSAGE_ID.search(mail.message_id)
+        return cls(
+            tracking_id=found.group(1) if found else None,
+            message_id=mail.message_id,
+            notification_id=int(numbered.group(2)) if numbered else None,
+            subject=mail.subject,
+            to=",".join(mail.rcpt_tos),
+            at=mail.at,
+        )
 
 
 class SoakMailSink(MailSink):
-    """The harness's SMTP sink, indexed by tracking ID, and able to go down and come back on its port."""
+    """The harness's SMTP sink, with every message also indexed by tracking ID."""
 
-    def __init__(self, port: int) -> None:
-        super().__init__(port)
+    def __init__(self) -> None:
+        super().__init__()
         self._index_lock = threading.Lock()
         self.seen: list[SeenMail] = []
         self._by_ticket: dict[str, set[str]] = defaultdict(set)
-        self.up = False
-        self.downtimes: list[tuple[float, float]] = []
-        self._down_since: float | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook name
-        raw = envelope.original_content or envelope.content
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        subject = str(message.get("Subject", ""))
-        message_id = str(message.get("Message-ID", "")).strip()
-        found = SUBJECT_ID.search(subject)
-        numbered = MESSAGE_ID.search(message_id)
-        seen = SeenMail(
-            tracking_id=found.group(1) if found else None,
-            message_id=message_id,
-            notification_id=int(numbered.group(2)) if numbered else None,
-            subject=subject,
-            to=",".join(envelope.rcpt_tos),
-            at=time.time(),
-        )
+    def received(self, mail: Mail) -> None:
+        super().received(mail)
+        seen = SeenMail.of(mail)
         with self._index_lock:
             self.seen.append(seen)
             if seen.tracking_id:
-                self._by_ticket[seen.tracking_id].add(message_id)
-        return "250 Message accepted for delivery"
+                self._by_ticket[seen.tracking_id].add(seen.message_id)
 
     def distinct_count(self, tracking_id: str) -> int:
         """Distinct messages (by Message-ID) mailed about ``tracking_id`` so far."""
@@ -172,36 +136,12 @@ class SoakMailSink(MailSink):
         with self._index_lock:
             return list(self.seen)
 
-    def start(self) -> None:
-        self.controller.start()
-        self.up = True
-        if self._down_since is not None:
-            self.downtimes.append((self._down_since, time.time()))
-            self._down_since = None
-
-    def stop(self) -> None:
-        if self.up:
-            self.controller.stop()
-            self.up = False
-            self._down_since = time.time()
-
-    def go_down(self) -> None:
-        """Stop the SMTP server: the bridge's connections are refused until :meth:`come_back`."""
-        self.stop()
-
-    def come_back(self) -> None:
-        """Start the SMTP server again on the same port (a new aiosmtpd controller: a stopped one has
-        closed its event loop)."""
-        if not self.up:
-            self.controller = Controller(self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True)
-            self.start()
-
 
 # --- the stack --------------------------------------------------------------------------------------
 
 
 class SoakStack(Stack):
-    """The e2e ``Stack`` with the soak's configuration, backends, web kills and a restartable SMTP sink."""
+    """The shared stack with the soak's configuration, backends, seeded sandbox and indexed SMTP sink."""
 
     def __init__(
         self,
@@ -215,82 +155,32 @@ class SoakStack(Stack):
         reconcile_minutes: int = 2,
         worker_threads: int = 4,
     ) -> None:
-        self._sandbox_seed = sandbox_seed
-        super().__init__(tracker, root)
-        self.mail.controller.loop.close()  # the harness's sink, never started: replaced by ours
-        self.smtp = SoakMailSink(self.smtp_port)
-        self.mail = self.smtp
+        self.smtp = SoakMailSink()
+        root.mkdir(parents=True, exist_ok=True)
         mappings_dir = soak_mappings(root / "mappings")
-        edit_yaml_scalars(
-            self.config_path,
-            {
+        super().__init__(
+            root,
+            tracker=tracker,
+            database_url=database_url,
+            redis_url=redis_url,
+            mail=self.smtp,
+            config={
                 **DELIVERY,
                 "reconcile_minutes": str(reconcile_minutes),
                 "worker_threads": str(worker_threads),
                 "mappings_dir": json.dumps(str(mappings_dir)),
             },
-        )
-        self.database_url = database_url or self.env["DATABASE_URL"]
-        # The processes share this dict (the harness hands it to each Process): edit it in place.
-        self.env.update(
-            {
-                "DATABASE_URL": self.database_url,
+            env={
                 "EMAIL_INBOUND_TOKEN": EMAIL_TOKEN,
                 "NOTIFY_DEBOUNCE_SECONDS": str(debounce_seconds),
                 "LOG_LEVEL": "INFO",
-            }
+            },
+            sandbox_args=["--seed", str(sandbox_seed)],
         )
-        if redis_url:
-            self.env["REDIS_URL"] = redis_url
-        self.web_restarts = 0
-        self.worker_restarts = 0
 
-    def _sandbox_argv(self) -> list[str]:
-        return [*super()._sandbox_argv(), "--seed", str(self._sandbox_seed)]
-
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         """A SQLAlchemy engine on the bridge's database (read-only use: counting and checking)."""
         return create_engine(self.database_url, pool_pre_ping=True)
-
-    # -- the web process ----------------------------------------------------------------------------
-
-    def web_worker_pids(self) -> list[int]:
-        """gunicorn's worker processes (children of the master)."""
-        if not self.web.alive():
-            return []
-        found: list[int] = []
-        for task in Path(f"/proc/{self.web.pid}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                found += [int(pid) for pid in (task / "children").read_text().split()]
-        return found
-
-    def kill_web(self) -> None:
-        """SIGKILL gunicorn's master and its workers at once (the whole process group): the web is gone."""
-        if self.web.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.web.pid, signal.SIGKILL)
-        self.web.popen.wait(timeout=10)
-
-    def kill_web_worker(self, rng_pick: int) -> int | None:
-        """SIGKILL one gunicorn worker (the master forks a new one); returns its pid."""
-        pids = self.web_worker_pids()
-        if not pids:
-            return None
-        pid = pids[rng_pick % len(pids)]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        return pid
-
-    def start_web(self, timeout: float = 40) -> None:
-        """Start gunicorn again and wait until it answers ``/readyz``."""
-        self.web.start()
-        self.web_restarts += 1
-        self._wait_http(self.web, f"{self.web_url}/readyz", timeout)
-
-    def start_worker(self) -> None:
-        super().start_worker()
-        self.worker_restarts += 1
 
     def ensure_running(self) -> None:
         """After the chaos: every process up again (restarting any that died on their own)."""
@@ -298,49 +188,9 @@ class SoakStack(Stack):
             self.start_worker()
         if not self.web.alive():
             self.start_web()
-        self.smtp.come_back()
-        if not self.sandbox.alive():
+        self.smtp.start()
+        if self.sandbox is None or not self.sandbox.alive():
             raise HarnessError("the tracker sandbox died")
-
-
-# --- PostgreSQL and Redis ------------------------------------------------------------------------------
-
-
-def new_pg_schema(base_url: str) -> tuple[str, str]:
-    """A fresh schema in the PostgreSQL at ``base_url``; returns (DATABASE_URL with search_path, schema)."""
-    schema = f"soak_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    finally:
-        engine.dispose()
-    separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}options=-csearch_path%3D{schema}", schema
-
-
-def drop_pg_schema(base_url: str, schema: str) -> None:
-    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    finally:
-        engine.dispose()
-
-
-def flush_redis(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    """``wait_until`` of the harness (re-exported for the soak's modules)."""
-    return wait_until(predicate, timeout, what=what, interval=interval)
 
 
 def sleep_until(moment: float, stop: threading.Event | None = None) -> bool:

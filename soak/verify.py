@@ -25,10 +25,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.issues import Issue
 from soak.db import BridgeDb, seconds_of
 from soak.load import CHAINS, EXPECTED, Planned
 from soak.stack import MISSING_PROJECT, SeenMail
-from tests.e2e.harness import Issue
 
 
 @dataclass
@@ -91,7 +91,7 @@ def verify(
     survived["lost_reports"] = len(without_ticket)
 
     # 3. issues
-    issues = [Issue.gitlab(i) for i in state["gitlab"]["issues"]] + [Issue.jira(i) for i in state["jira"]["issues"]]
+    issues = Issue.all_in(state)
     per_id: dict[str | None, list[Issue]] = defaultdict(list)
     for issue in issues:
         per_id[issue.tracking_id].append(issue)

@@ -24,7 +24,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session", params=["gitlab", "jira"])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tracker = str(request.param)
-    running = Stack(tracker, tmp_path_factory.mktemp(f"e2e-{tracker}")).start()
+    running = Stack(tmp_path_factory.mktemp(f"e2e-{tracker}"), tracker=tracker).start()
     try:
         yield running
     finally:
