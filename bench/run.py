@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import requests
@@ -739,7 +740,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _interrupted(signum: int, _frame: Any) -> None:
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

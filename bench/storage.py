@@ -48,7 +48,7 @@ def seed_tickets(database_url: str, count: int) -> float:
     from bridge.adapters.store.db import make_engine
     from bridge.adapters.store.repository import Store
     from bridge.bootstrap import utc_now
-    from bridge.pipeline.intake.chatbot import accept_report, chatbot_event
+    from bridge.pipeline.intake.chatbot import ReportCreated, accept_report, chatbot_event
     from bridge.pipeline.notifying.notices import NoticeScheduler
 
     store = Store(make_engine(database_url), clock=utc_now)
@@ -56,9 +56,11 @@ def seed_tickets(database_url: str, count: int) -> float:
     started = time.perf_counter()
     for n in range(count):
         event = chatbot_event.validate_python(report_event(n, run="size"))
+        if not isinstance(event, ReportCreated):  # report_event makes report.created events only
+            raise TypeError(f"not a report.created event: {event.type}")
         accept_report(
             store,
-            event,  # type: ignore[arg-type]
+            event,
             delivery_key=event.event_id,
             response_for=lambda tid, status: {"tracking_id": tid, "status": status},
         )

@@ -28,7 +28,9 @@ class ActStats:
 
 
 class ActDriver:
-    def __init__(self, stack: SoakStack, db: BridgeDb, plans: list[Planned], *, debounce: float, gate_timeout: float):
+    def __init__(
+        self, stack: SoakStack, db: BridgeDb, plans: list[Planned], *, debounce: float, gate_timeout: float
+    ) -> None:
         self.stack = stack
         self.db = db
         self.chains = [p for p in plans if p.chain is not None]

@@ -259,9 +259,9 @@ def _tick(
 ) -> None:
     while not stop.wait(10):
         try:
-            jobs = db.job_counts()
-        except Exception as exc:  # SQLite busy for a moment: skip this line
-            jobs = {"?": str(exc)[:40]}  # type: ignore[dict-item]
+            jobs = str(db.job_counts())
+        except Exception as exc:  # SQLite busy for a moment: say so in this line
+            jobs = f"? ({str(exc)[:40]})"
         accepted = sum(1 for p in plans if p.accepted)
         chains = acts.chains
         complete = sum(1 for p in chains if p.chain_state == "complete")
@@ -375,7 +375,10 @@ def _report_json(p: Planned) -> dict[str, Any]:
 
 # --- the table --------------------------------------------------------------------------------------------
 
-_INJECTED_ROWS: list[tuple[str, Any]] = [
+Keys = str | tuple[str, ...] | None
+"""The result key(s) a table row shows; None for a row computed apart."""
+
+_INJECTED_ROWS: list[tuple[str, Keys]] = [
     ("worker SIGKILLs (restarted)", "worker_sigkills"),
     ("web SIGKILLs: master+workers (restarted)", "web_sigkills_whole"),
     ("web SIGKILLs: one gunicorn worker", "web_worker_sigkills"),
@@ -398,7 +401,7 @@ _INJECTED_ROWS: list[tuple[str, Any]] = [
     ("  retry answered 'already stored'", "load_retries_answered_duplicate"),
     ("developer actions (refused)", ("developer_actions", "developer_actions_refused")),
 ]
-_SURVIVED_ROWS: list[tuple[str, Any]] = [
+_SURVIVED_ROWS: list[tuple[str, Keys]] = [
     ("reports accepted / planned", ("reports_accepted", "reports_planned")),
     ("tickets", "tickets"),
     ("tracker issues", "issues"),
@@ -419,7 +422,9 @@ _SURVIVED_ROWS: list[tuple[str, Any]] = [
 ]
 
 
-def _cell(section: dict[str, Any], keys: Any) -> str:
+def _cell(section: dict[str, Any], keys: Keys) -> str:
+    if keys is None:
+        return "-"
     if isinstance(keys, tuple):
         return " / ".join(str(section.get(k, "-")) for k in keys)
     return str(section.get(keys, "-"))
