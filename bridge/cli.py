@@ -151,15 +151,33 @@ def _when(moment: datetime | date | None) -> str:
 
 @cli.command()
 @click.option("--status", type=click.Choice([s.value for s in Status]), default=None, help="Only this status.")
+@click.option(
+    "--needs-support",
+    is_flag=True,
+    help="Only tickets set aside for support (their issue was deleted or can no longer be read), "
+    "most recently flagged first, with the reason.",
+)
 @click.option("--limit", default=50, show_default=True)
-def tickets(status: str | None, limit: int) -> None:
+def tickets(status: str | None, needs_support: bool, limit: int) -> None:
     """List tickets, newest first: tracking ID, status, severity, tracker issue, created (no personal data)."""
+    from bridge.pipeline.following import support
+
     deps = _deps()
+    if needs_support:
+        click.echo(f"{'TRACKING ID':<14} {'STATUS':<12} {'REASON':<16} {'ISSUE':<24} FLAGGED")
+        for row in support.needing_support(deps.store, status=status, limit=limit):
+            issue = f"{row.tracker} {row.issue_key}" if row.issue_key else "-"
+            reason = row.support_reason or "-"
+            click.echo(
+                f"{row.tracking_id:<14} {row.status:<12} {reason:<16} {issue:<24} {_when(row.support_flagged_at)}"
+            )
+        return
     click.echo(f"{'TRACKING ID':<14} {'STATUS':<12} {'SEVERITY':<9} {'ISSUE':<24} CREATED")
     for row in deps.store.tickets(status=status, limit=limit):
         issue = f"{row.tracker} {row.issue_key}" if row.issue_key else "-"
         severity = row.severity or "-"
-        click.echo(f"{row.tracking_id:<14} {row.status:<12} {severity:<9} {issue:<24} {_when(row.created_at)}")
+        flag = "  needs support" if row.support_reason else ""
+        click.echo(f"{row.tracking_id:<14} {row.status:<12} {severity:<9} {issue:<24} {_when(row.created_at)}{flag}")
 
 
 @cli.command()
@@ -215,6 +233,8 @@ def ticket(tracking_id: str, show_personal_data: bool) -> None:
     linked = deps.store.ticket(row.linked_ticket_id).tracking_id if row.linked_ticket_id else "-"
     echo(f"  notifications muted: {'yes' if row.notifications_muted else 'no'}  follows up: {linked}")
     echo(f"  resolved: {_when(row.resolved_at)}  last tracker sync: {_when(row.tracker_synced_at)}")
+    if row.support_reason:
+        echo(f"  needs support: {row.support_reason} (since {_when(row.support_flagged_at)})")
 
     echo("history:")
     for event in deps.store.history(row.id):

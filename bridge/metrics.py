@@ -46,6 +46,7 @@ __all__ = [
     "MULTIPROC_ENV",
     "QueueCollector",
     "QueueStats",
+    "SupportCollector",
     "endpoint_name",
     "exposition",
     "install_request_metrics",
@@ -291,6 +292,30 @@ class QueueCollector:
         dead = GaugeMetricFamily("bridge_jobs_dead", "Dead letters: jobs that gave up, waiting for a replay.")
         dead.add_metric([], stats.dead)
         return [up, pending, oldest, dead]
+
+
+class SupportCollector:
+    """Tickets set aside for support (their issue deleted or unreadable), by reason, from the
+    database at each scrape; every one of ``reasons`` is reported, 0 when no ticket has it."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]], *, reasons: Iterable[str] = ()) -> None:
+        self._counts = counts
+        self._reasons = frozenset(reasons)
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            counts = self._counts()
+        except Exception as exc:  # bridge_database_up already says the database is away
+            log.warning("metrics.database_unavailable", extra={"error": type(exc).__name__})
+            return []
+        gauge = GaugeMetricFamily(
+            "bridge_tickets_needing_support",
+            "Tickets set aside for support because their tracker issue was deleted or can no longer be read.",
+            labels=["reason"],
+        )
+        for reason in sorted({*self._reasons, *counts}):
+            gauge.add_metric([_label(reason)], counts.get(reason, 0))
+        return [gauge]
 
 
 # -- exposition and multi-process mode --------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from bridge import metrics
 from bridge.adapters.trackers.base import Tracker
 from bridge.bootstrap import Deps, current_deps
+from bridge.pipeline.following import support
 
 bp = Blueprint("health", __name__)
 
@@ -63,7 +64,10 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     deps = current_deps()
-    payload, content_type = metrics.exposition(metrics.QueueCollector(deps.store.queue_stats))
+    payload, content_type = metrics.exposition(
+        metrics.QueueCollector(deps.store.queue_stats),
+        metrics.SupportCollector(lambda: support.count_needing_support(deps.store), reasons=support.ISSUE_GONE),
+    )
     return Response(payload, content_type=content_type)
 
 

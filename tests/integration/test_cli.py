@@ -133,3 +133,56 @@ def test_migrate_then_list_and_replay_dead_letters(env: Path) -> None:
     assert (job.state, job.attempts) == ("pending", 0)
     again = runner.invoke(cli, ["replay", str(job_id)])
     assert "not dead" in again.output
+
+
+def test_tickets_needs_support_lists_the_set_aside_tickets(env: Path) -> None:
+    """``tickets --needs-support`` lists only the tickets set aside for support, with the reason;
+    the plain listing marks them and ``ticket`` says why."""
+    runner = CliRunner()
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    from datetime import UTC, datetime
+
+    from bridge.adapters.store.db import make_engine
+    from bridge.adapters.store.models import Ticket
+    from bridge.adapters.store.repository import Store
+    from bridge.pipeline.following import support
+
+    store = Store(make_engine(f"sqlite:///{env / 'bridge.db'}"), clock=lambda: datetime.now(UTC))
+    now = datetime.now(UTC)
+    ids = {}
+    with store.session() as session:
+        for tracking_id, status in (("ST-ABCDEFGH", "in_progress"), ("ST-BCDEFGHJ", "triaged")):
+            ticket = Ticket(
+                tracking_id=tracking_id,
+                status=status,
+                channel="chatbot",
+                locale="en",
+                reporter_email="a@b.dk",
+                title="t",
+                description="d",
+                environment={},
+                attachments=[],
+                tracker="jira",
+                project="SUP",
+                issue_key="SUP-4" if status == "in_progress" else "SUP-5",
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(ticket)
+            session.flush()
+            ids[tracking_id] = ticket.id
+    assert support.set_aside(store, ids["ST-ABCDEFGH"], support.ISSUE_DELETED) is True
+    assert support.set_aside(store, ids["ST-ABCDEFGH"], support.ISSUE_NOT_FOUND) is False  # the first reason stays
+
+    flagged = runner.invoke(cli, ["tickets", "--needs-support"])
+    assert flagged.exit_code == 0, flagged.output
+    rows = flagged.output.strip().splitlines()[1:]
+    assert len(rows) == 1
+    assert rows[0].split()[:5] == ["ST-ABCDEFGH", "in_progress", "issue_deleted", "jira", "SUP-4"]
+    assert "a@b.dk" not in flagged.output
+    assert runner.invoke(cli, ["tickets", "--needs-support", "--status", "triaged"]).output.strip().count("\n") == 0
+    listing = runner.invoke(cli, ["tickets"]).output
+    marked = [line for line in listing.splitlines() if line.endswith("needs support")]
+    assert [line.split()[0] for line in marked] == ["ST-ABCDEFGH"]
+    detail = runner.invoke(cli, ["ticket", "ST-ABCDEFGH"]).output
+    assert "needs support: issue_deleted" in detail

@@ -648,7 +648,7 @@ def test_setup_webhooks_updates_an_existing_hook_instead_of_adding_one(cli_env: 
     assert "updated hook #4" in gitlab_result.output
     assert "updated webhook #12" in jira_result.output
     assert methods == ["GET", "PUT", "GET", "PUT"]
-    assert jira_body["events"] == ["jira:issue_created", "jira:issue_updated", "comment_created"]
+    assert jira_body["events"] == ["jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created"]
     assert jira_body["filters"] == {"issue-related-events-section": "project = SUP"}
     assert jira_body["secret"] == JIRA_SECRET
     assert jira_body["url"] == f"{PUBLIC}/webhooks/jira"
@@ -710,5 +710,5 @@ def test_setup_webhooks_against_the_sandbox(cli_env: Path, monkeypatch: pytest.M
     )
     [jira_hook] = state["jira"]["webhooks"]
     assert jira_hook["url"] == f"{PUBLIC}/webhooks/jira"
-    assert jira_hook["events"] == ["jira:issue_created", "jira:issue_updated", "comment_created"]
+    assert jira_hook["events"] == ["jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created"]
     assert jira_hook["filters"] == {"issue-related-events-section": "project = SUP"}

@@ -28,6 +28,8 @@ CONTRACT_KEYS = [
     "updated_at",
     "history",
 ]
+ADDED_KEYS = ["needs_support"]
+"""Fields added to the CONTRACT section 3 shape, after its own."""
 
 
 def submit(client: FlaskClient, **overrides: Any) -> str:
@@ -116,7 +118,7 @@ def test_contract_example_before_triage(client: FlaskClient) -> None:
     assert response.mimetype == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    assert list(body) == CONTRACT_KEYS
+    assert list(body) == CONTRACT_KEYS + ADDED_KEYS
     assert body == {
         "tracking_id": tracking_id,
         "status": "received",
@@ -128,6 +130,7 @@ def test_contract_example_before_triage(client: FlaskClient) -> None:
         "created_at": "2026-11-25T10:15:00Z",
         "updated_at": "2026-11-25T10:15:00Z",
         "history": [{"status": "received", "at": "2026-11-25T10:15:00Z"}],
+        "needs_support": False,
     }
 
 
@@ -139,7 +142,7 @@ def test_contract_example_after_triage(client: FlaskClient, deps: Deps, clock: C
     response = get(client, f"/api/v1/tickets/{tracking_id}")
     assert response.status_code == 200
     body = response.get_json()
-    assert list(body) == CONTRACT_KEYS
+    assert list(body) == CONTRACT_KEYS + ADDED_KEYS
     assert list(body["planned_for"]) == ["name", "start_date", "due_date"]
     assert body == {
         "tracking_id": tracking_id,
@@ -155,6 +158,7 @@ def test_contract_example_after_triage(client: FlaskClient, deps: Deps, clock: C
             {"status": "received", "at": "2026-11-25T10:15:00Z"},
             {"status": "triaged", "at": "2026-11-25T10:15:02Z"},
         ],
+        "needs_support": False,
     }
 
 
@@ -286,7 +290,7 @@ def test_email_lists_own_tickets_newest_first_without_history(client: FlaskClien
     assert list(body) == ["tickets"]
     assert [t["tracking_id"] for t in body["tickets"]] == [second, first]
     for item in body["tickets"]:
-        assert list(item) == CONTRACT_KEYS[:-1]  # same shape, without history
+        assert list(item) == CONTRACT_KEYS[:-1] + ADDED_KEYS  # same shape, without history
     assert body["tickets"][0]["status_text"].startswith("Planlagt som fejlrettelse i ")
     assert body["tickets"][1]["status_text"] == "Planlagt som hotfix i den aktuelle sprint"
     for item in body["tickets"]:  # the list and the single-ticket answer agree

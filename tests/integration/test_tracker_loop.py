@@ -584,3 +584,101 @@ def test_status_changes_are_recorded_once_under_redelivery(
     assert ticket is not None
     assert [e.status for e in deps.store.history(ticket.id)].count(Status.IN_PROGRESS.value) == 1
     assert [n.status for n in notifications(deps, tracking_id)].count("in_progress") == 1
+
+
+# --- issues that can no longer be followed -----------------------------------------------------
+
+
+def metric(client: FlaskClient, reason: str) -> float:
+    """``bridge_tickets_needing_support{reason=...}`` from ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True)):
+        for sample in family.samples:
+            if sample.name == "bridge_tickets_needing_support" and sample.labels.get("reason") == reason:
+                return float(sample.value)
+    raise AssertionError(f"no bridge_tickets_needing_support sample for {reason}")
+
+
+def api_ticket(client: FlaskClient, tracking_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/v1/tickets/{tracking_id}", headers={"Authorization": "Bearer chatbot-api-token"})
+    assert response.status_code == 200
+    return dict(response.get_json())
+
+
+def test_deleted_jira_issue_sets_the_ticket_aside_for_support(make_deps: Callable[..., Deps]) -> None:
+    """jira:issue_deleted: the fresh read answers 404, so the ticket keeps its status, is flagged for
+    support (reason, status API needs_support, /metrics) and the reporter gets no email about it."""
+    deps, fake, client = jira_deps(make_deps)
+    tracking_id = file_report(client, deps)
+    issue = fake.issues[0]
+    issue.status_category, issue.status_name = "indeterminate", "In Progress"
+    updated = {
+        "webhookEvent": "jira:issue_updated",
+        "user": {"accountId": "dev-1"},
+        "issue": {"key": issue.key, "fields": {"summary": issue.title}},
+    }
+    post_jira(client, updated, ident="u-1")
+    run_all(deps, "sync_ticket")
+    assert ticket_status(deps, tracking_id) == "in_progress"
+    assert metric(client, "issue_deleted") == 0
+    before = len(notifications(deps, tracking_id))
+
+    fake.issues.remove(issue)
+    deleted = {
+        "timestamp": 1764064800000,
+        "webhookEvent": "jira:issue_deleted",
+        "user": {"accountId": "dev-1"},
+        "issue": {"id": "10001", "key": issue.key, "fields": {"summary": issue.title}},
+    }
+    assert post_jira(client, deleted, ident="d-1").get_json()["status"] == "accepted"
+    run_all(deps, "sync_ticket")
+
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.status, ticket.support_reason) == ("in_progress", "issue_deleted")
+    assert all(j.state == "done" for j in deps.store.jobs() if j.kind == "sync_ticket")
+    assert len(notifications(deps, tracking_id)) == before
+    body = api_ticket(client, tracking_id)
+    assert (body["status"], body["needs_support"]) == ("in_progress", True)
+    assert metric(client, "issue_deleted") == 1
+    # A repeated delivery or a later sync changes nothing more.
+    post_jira(client, deleted, ident="d-2")
+    run_all(deps, "sync_ticket")
+    assert len(notifications(deps, tracking_id)) == before
+
+
+def test_unreadable_gitlab_issue_is_set_aside_and_followed_again_when_readable(
+    client: FlaskClient, deps: Deps, tracker: FakeTracker
+) -> None:
+    """A GitLab issue that answers 404 on the fresh read (deleted, or hidden from the bridge) sets the
+    ticket aside, status unchanged; once the issue can be read again the flag goes."""
+    tracking_id = file_report(client, deps)
+    issue = tracker.issues[0]
+    tracker.issues.remove(issue)
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="gone")
+    run_all(deps, "sync_ticket")
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.status, ticket.support_reason) == ("triaged", "issue_not_found")
+    assert api_ticket(client, tracking_id)["needs_support"] is True
+    assert [n.status for n in notifications(deps, tracking_id) if n.kind == "status"] == ["triaged"]
+
+    tracker.issues.append(issue)
+    issue.labels = (*issue.labels, "workflow::in progress")
+    post_gitlab(client, issue_hook(tracking_id, issue.key), key="back")
+    run_all(deps, "sync_ticket")
+    ticket = deps.store.ticket_by_tracking_id(tracking_id)
+    assert ticket is not None
+    assert (ticket.status, ticket.support_reason, ticket.support_flagged_at) == ("in_progress", None, None)
+    assert api_ticket(client, tracking_id)["needs_support"] is False
+
+
+def test_jira_webhook_parse_reads_issue_deleted() -> None:
+    """jira:issue_deleted on one of our issues is an issue event (read fresh), not ignored."""
+    from bridge.pipeline.following.events import parse_jira
+
+    hook = parse_jira(
+        {"webhookEvent": "jira:issue_deleted", "issue": {"key": "SUP-7", "fields": {"summary": "[ST-7K3Q9X2M] x"}}}
+    )
+    assert (hook.event, hook.issue_key, hook.issue_changed) == ("jira:issue_deleted", "SUP-7", True)

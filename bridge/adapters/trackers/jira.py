@@ -49,8 +49,9 @@ from bridge.metrics import install_request_metrics
 log = logging.getLogger(__name__)
 
 DEFAULT_REOPEN_TRANSITIONS = ("Reopen", "Reopen Issue", "Reopened", "To Do", "Genåbn")
-WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created")
-"""The events the bridge's Jira webhook subscribes to (CONTRACT section 5)."""
+WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted", "comment_created")
+"""The events the bridge's Jira webhook subscribes to (CONTRACT section 5; a deleted issue sets its
+ticket aside for support)."""
 
 _SEARCH_PAGE = 100
 _SEARCH_MAX_PAGES = 50
@@ -284,9 +285,10 @@ class JiraTracker:
         listed first, then the hook already pointing at ``url`` is updated (``PUT .../webhook/<id>``,
         so a changed secret or filter arrives) or a new one is created (``POST``).
 
-        Events ``jira:issue_created``, ``jira:issue_updated`` and ``comment_created``, limited to the
-        issues matching ``jql``; Jira signs deliveries with ``secret`` (``X-Hub-Signature``). ``dry_run``
-        only lists. The secret never appears in an error message.
+        Events ``jira:issue_created``, ``jira:issue_updated``, ``jira:issue_deleted`` and
+        ``comment_created``, limited to the issues matching ``jql``; Jira signs deliveries with
+        ``secret`` (``X-Hub-Signature``). ``dry_run`` only lists. The secret never appears in an
+        error message.
         """
         endpoint = f"{self._url}/rest/webhooks/1.0/webhook"
         body = {

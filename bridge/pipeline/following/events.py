@@ -30,6 +30,8 @@ GITLAB_EVENT_NAMES = {
     "Confidential Note Hook",
 }
 JIRA_ISSUE_EVENTS = {"jira:issue_created", "jira:issue_updated"}
+JIRA_DELETE_EVENTS = {"jira:issue_deleted"}
+"""Read like any issue event: the fresh read answers 404 and the ticket is set aside for support."""
 JIRA_COMMENT_EVENTS = {"comment_created"}
 
 
@@ -132,7 +134,7 @@ def parse_jira(payload: dict[str, Any]) -> TrackerHook:
     if isinstance(raw_comment, dict) and event in (*JIRA_COMMENT_EVENTS, "jira:issue_updated"):
         comments = (_jira_comment(raw_comment),)
         actor = comments[0].author_id or actor
-    if event in JIRA_ISSUE_EVENTS:
+    if event in JIRA_ISSUE_EVENTS or event in JIRA_DELETE_EVENTS:
         return _hook("jira", event, fields.get("summary"), issue.get("key"), actor, comments)
     if event in JIRA_COMMENT_EVENTS:
         return _hook("jira", event, fields.get("summary"), issue.get("key"), actor, comments, issue_changed=False)

@@ -18,7 +18,7 @@ from bridge.adapters.store.models import Job, Ticket
 from bridge.adapters.store.repository import Store, apply_plan
 from bridge.adapters.trackers.base import Tracker
 from bridge.domain import Account, Classification, Destination, IssueRef, IssueSnapshot, Kind, Severity, Status
-from bridge.errors import RetryableError
+from bridge.errors import NotFoundError, RetryableError
 from bridge.mappings import Mappings
 from bridge.pipeline.filing.file_ticket import (
     classification_of,
@@ -30,6 +30,8 @@ from bridge.pipeline.filing.file_ticket import (
 )
 from bridge.pipeline.filing.plan import SprintPlanner
 from bridge.pipeline.filing.route import labels_for
+from bridge.pipeline.following import support
+from bridge.pipeline.following.events import JIRA_DELETE_EVENTS
 from bridge.pipeline.following.status_map import map_status, severity_in_tracker
 from bridge.pipeline.notifying.notices import NoticeScheduler
 
@@ -62,13 +64,28 @@ class TrackerSync:
     def __call__(self, job: Job) -> None:
         ticket = self._store.job_ticket(job)
         dest, ref, tracker = _filed(self._store, self._trackers, ticket)
+        event = ""
         if job.subject_id is not None:
             payload = self._store.tracker_event(job.subject_id).payload
+            event = str(payload.get("event") or "")
             if is_own(tracker.account(), payload.get("actor_id"), payload.get("actor_username")):
                 # Our own write coming back: the ticket already reflects it. No echo, no loop.
                 log.info("tracker_sync.own_change", extra={"tracking_id": ticket.tracking_id})
                 return
-        issue = tracker.issue_state(dest, ref)
+        try:
+            issue = tracker.issue_state(dest, ref)
+        except NotFoundError as exc:
+            # Deleted, or no longer visible to us: the ticket keeps its status and the reporter hears
+            # nothing wrong (no "resolved", no "declined"); support decides.
+            reason = support.ISSUE_DELETED if event in JIRA_DELETE_EVENTS else support.ISSUE_NOT_FOUND
+            if support.set_aside(self._store, ticket.id, reason):
+                log.warning(
+                    "ticket.needs_support",
+                    extra={"tracking_id": ticket.tracking_id, "issue": ref.key, "reason": reason, "error": str(exc)},
+                )
+            return
+        if support.issue_readable_again(self._store, ticket):
+            log.info("ticket.support_flag_cleared", extra={"tracking_id": ticket.tracking_id, "issue": ref.key})
         self._follow_severity(ticket, dest, ref, tracker, issue)
         mapped = map_status(dest.tracker, issue, Status(ticket.status), self._mappings.status)
         if mapped is not None and self._store.set_status(ticket.id, mapped.status, reason=mapped.reason):

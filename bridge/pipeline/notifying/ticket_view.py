@@ -96,9 +96,11 @@ class TicketView:
     created_at: datetime
     updated_at: datetime
     history: tuple[HistoryEntry, ...]
+    needs_support: bool = False
+    """Set aside for support: the tracker issue can no longer be followed (never why, never the issue)."""
 
     def as_json(self, *, with_history: bool = True) -> dict[str, Any]:
-        """The CONTRACT section 3 shape, keys in the CONTRACT's order."""
+        """The CONTRACT section 3 shape, keys in the CONTRACT's order; added fields after them."""
         body: dict[str, Any] = {
             "tracking_id": self.tracking_id,
             "status": self.status.value,
@@ -112,6 +114,7 @@ class TicketView:
         }
         if with_history:
             body["history"] = [entry.as_json() for entry in self.history]
+        body["needs_support"] = self.needs_support
         return body
 
 
@@ -162,6 +165,7 @@ def ticket_view(ticket: Ticket, history: Iterable[StatusEvent], wording: Mapping
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         history=entries,
+        needs_support=ticket.support_reason is not None,
     )
 
 
