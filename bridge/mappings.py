@@ -14,7 +14,7 @@ from bridge.domain import Severity, SprintSlot, Status
 from bridge.errors import ConfigError, Problem
 from bridge.pipeline.intake.email.rules import EmailRules
 from bridge.wording import StatusTexts, load_wording
-from bridge.yamlfile import YamlFileError, load_yaml, validate
+from bridge.yamlfile import LoadedYaml, YamlFileError, load_yaml, validate
 
 
 class _Model(BaseModel):
@@ -226,6 +226,77 @@ class StatusMap(_Model):
     reopen_window_days: float = Field(30, ge=0)
 
 
+# --- categories.yaml -----------------------------------------------------------------------
+
+CATEGORY_NAME = r"^[a-z0-9][a-z0-9-]*$"
+"""Category names become tracker labels (``category::<name>``, ``category-<name>``) and metric labels."""
+
+
+class CategoryText(_Model):
+    da: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class CategoryRule(_Model):
+    name: str = Field(pattern=CATEGORY_NAME)
+    text: CategoryText
+    products: list[str] = []
+    """Values of the chatbot's ``product`` field that mean this category (case-insensitive)."""
+    addresses: list[str] = []
+    """Recipient addresses of an email (whole address, or the part before ``@``)."""
+    phrases: list[str] = []
+    """Whole-word phrases in the title, description and impact."""
+
+    _check_phrases = field_validator("products", "addresses", "phrases")(_phrases_ok)
+
+
+class CategoryRules(_Model):
+    default: str = Field("other", pattern=CATEGORY_NAME)
+    categories: list[CategoryRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_is_a_category(self) -> CategoryRules:
+        if self.default not in self.names:
+            raise ValueError(f"default {self.default!r} is not one of the categories")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(rule.name for rule in self.categories)
+
+    def rule(self, name: str) -> CategoryRule | None:
+        return next((rule for rule in self.categories if rule.name == name), None)
+
+
+def duplicate_names(loaded: LoadedYaml, path: tuple[str, ...], field: str = "name") -> list[Problem]:
+    """A problem, at its file, line and key, for each entry of the list at ``path`` whose ``field``
+    repeats an earlier entry's (validation sees only the values, not where the second one is)."""
+    entries: object = loaded.data
+    for key in path:
+        entries = entries.get(key) if isinstance(entries, dict) else None
+    if not isinstance(entries, list):
+        return []
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        name = entry.get(field) if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            loc: tuple[str | int, ...] = (*path, index, field)
+            problems.append(
+                Problem(
+                    file=loaded.path,
+                    key=".".join(str(part) for part in loc),
+                    line=loaded.line_of(loc),
+                    message=f"duplicate {field} {name!r} (already used by entry {first[name]})",
+                )
+            )
+        else:
+            first[name] = index
+    return problems
+
+
 # --- all of them ---------------------------------------------------------------------------
 
 
@@ -237,6 +308,8 @@ class Mappings:
     status: StatusMap
     email: EmailRules
     """Sender domains, languages and reply phrases of the email intake (``email.yaml``)."""
+    categories: CategoryRules
+    """The area of a report (``categories.yaml``)."""
     wording: dict[str, StatusTexts]
     """Status texts per locale (``da``, ``en``)."""
     templates_dir: Path
@@ -248,6 +321,14 @@ _FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "sprints": ("sprints.yaml", SprintPolicy),
     "status": ("status.yaml", StatusMap),
     "email": ("email.yaml", EmailRules),
+    "categories": ("categories.yaml", CategoryRules),
+}
+
+# Lists whose entries are named: a repeated name is refused where it stands.
+_NAMED_LISTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "severity": (("keywords",),),
+    "routing": (("routes",),),
+    "categories": (("categories",),),
 }
 
 
@@ -261,8 +342,10 @@ def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mapp
         except YamlFileError as exc:
             problems.append(exc.problem)
             continue
+        duplicates = [problem for path in _NAMED_LISTS.get(attr, ()) for problem in duplicate_names(loaded, path)]
+        problems.extend(duplicates)
         result = validate(model, loaded, problems)
-        if result is not None:
+        if result is not None and not duplicates:
             parsed[attr] = result
     wording = load_wording(directory / "templates", problems)
     if problems:
@@ -275,4 +358,5 @@ def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mapp
         sprints=parsed["sprints"],  # type: ignore[arg-type]
         status=parsed["status"],  # type: ignore[arg-type]
         email=parsed["email"],  # type: ignore[arg-type]
+        categories=parsed["categories"],  # type: ignore[arg-type]
     )
