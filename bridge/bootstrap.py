@@ -169,9 +169,14 @@ def build_deps(
     trackers: Mapping[str, Tracker] | None = None,
     huey: Huey | None = None,
     mailer: Mailer | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] | None = None,
 ) -> Deps:
-    store = Store(make_engine(settings.database_url), clock=clock)
+    """Everything the web and worker processes use. ``clock`` is for tests, which move time; without
+    it the bridge runs on real time, and on PostgreSQL the database's clock decides when jobs are due
+    (``Store``'s ``database_time``), so hosts whose clocks disagree still run immediate jobs at once."""
+    database_time = clock is None
+    clock = clock or utc_now
+    store = Store(make_engine(settings.database_url), clock=clock, database_time=database_time)
     notices = NoticeScheduler(
         debounce_seconds=settings.mail.notify_debounce_seconds, callback_enabled=bool(settings.chatbot.callback_url)
     )

@@ -24,16 +24,21 @@ from bridge.pipeline.filing.route import destinations, trackers_in_use
 
 @dataclass(frozen=True)
 class CliContext:
-    """What the commands run with. ``python -m bridge`` uses the real clock; a test passes its own
+    """What the commands run with. ``python -m bridge`` uses real time (None: the database's clock
+    decides when jobs are due, as in the service); a test passes its own clock
     (``CliRunner().invoke(cli, args, obj=CliContext(clock=...))``), as it does to ``build_deps``."""
 
-    clock: Callable[[], datetime] = utc_now
+    clock: Callable[[], datetime] | None = None
 
 
-def _clock() -> Callable[[], datetime]:
+def _test_clock() -> Callable[[], datetime] | None:
     context = click.get_current_context(silent=True)
     found = context.find_object(CliContext) if context is not None else None
     return (found or CliContext()).clock
+
+
+def _clock() -> Callable[[], datetime]:
+    return _test_clock() or utc_now
 
 
 def _configuration() -> tuple[Settings, Mappings]:
@@ -46,7 +51,7 @@ def _configuration() -> tuple[Settings, Mappings]:
 
 def _deps() -> Deps:
     settings, mappings = _configuration()
-    return build_deps(settings, mappings, clock=_clock())
+    return build_deps(settings, mappings, clock=_test_clock())
 
 
 @click.group(name="bridge")

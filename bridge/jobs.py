@@ -143,7 +143,7 @@ class JobRunner:
                 "error": error,
             },
         )
-        self._store.reschedule(job.id, at=now + timedelta(seconds=delay), error=error)
+        self._store.reschedule(job.id, delay=delay, error=error)
         self._enqueue(job.id, delay)
 
     def _dead(self, job: Job, reason: str, *, started: float | None = None) -> None:

@@ -8,10 +8,10 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import DateTime, Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,10 +54,17 @@ class DuplicateDelivery(Exception):
 
 
 class Store:
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime]) -> None:
+    """The database. ``clock`` stamps what happened (``created_at``, ...). With ``database_time`` on
+    PostgreSQL, when jobs are due and who holds them (due times, claims, leases, the sweep) is decided
+    by the database's clock instead: web and worker processes on several hosts then agree on "due" to
+    the millisecond however far their own clocks drift apart. Tests leave it off and move ``clock``.
+    (SQLite lives on one host: every process reads the same clock.)"""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime], database_time: bool = False) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._now = clock
+        self._database_time = database_time and engine.dialect.name == "postgresql"
         self.enqueue: Enqueue | None = None
         """Set by the composition root: jobs created in a transaction are queued after its commit."""
         self.on_status: StatusHook | None = None
@@ -67,6 +74,7 @@ class Store:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             created: list[tuple[int, float]] = session.info.setdefault("new_jobs", [])
+            session.info["database_time"] = self._database_time
             yield session
         # Committed: only now may a worker see the jobs. If queuing fails the sweep finds them.
         for job_id, delay in created:
@@ -120,6 +128,10 @@ class Store:
                 select(Delivery).where(Delivery.source == source, Delivery.delivery_key == delivery_key)
             )
 
+    def _due_now_sql(self) -> Any:
+        """The same "now" inside a statement (no extra round trip): a SQL expression or a value."""
+        return _DATABASE_NOW if self._database_time else self._now()
+
     @staticmethod
     def new_job(
         session: Session,
@@ -137,7 +149,7 @@ class Store:
         order they are drawn: see ``lock_lane``.
         """
         lock_lane(session, ticket_id=ticket_id, lane=lane)
-        due = now + timedelta(seconds=delay)
+        due = due_now(session, fallback=now) + timedelta(seconds=delay)
         job = Job(
             kind=kind,
             lane=lane,
@@ -261,18 +273,18 @@ class Store:
 
     def claim(self, job_id: int, *, lease: timedelta) -> Job | None:
         """Atomically take a due job (or one whose worker died) for this worker."""
-        now = self._now()
+        now, due_clock = self._now(), self._due_now_sql()
         with self.session() as session:
             claimed = session.execute(
                 update(Job)
                 .where(
                     Job.id == job_id,
                     or_(
-                        and_(Job.state == PENDING, Job.next_attempt_at <= now),
-                        and_(Job.state == RUNNING, Job.lease_until < now),
+                        and_(Job.state == PENDING, Job.next_attempt_at <= due_clock),
+                        and_(Job.state == RUNNING, Job.lease_until < due_clock),
                     ),
                 )
-                .values(state=RUNNING, lease_until=now + lease, attempts=Job.attempts + 1, updated_at=now)
+                .values(state=RUNNING, lease_until=due_clock + lease, attempts=Job.attempts + 1, updated_at=now)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
@@ -292,11 +304,23 @@ class Store:
                 .limit(1)
             )
 
-    def reschedule(self, job_id: int, *, at: datetime, error: str | None, count_attempt: bool = True) -> None:
+    def reschedule(
+        self,
+        job_id: int,
+        *,
+        error: str | None,
+        delay: float | None = None,
+        at: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> None:
+        """Make the job pending again: due ``delay`` seconds from now (on the clock that decides
+        "due") or at ``at`` (a due time read from the job itself)."""
+        if (delay is None) == (at is None):
+            raise ValueError("give delay or at")
         now = self._now()
         values: dict[str, Any] = {
             "state": PENDING,
-            "next_attempt_at": at,
+            "next_attempt_at": at if at is not None else self._due_now_sql() + timedelta(seconds=delay or 0),
             "lease_until": None,
             "updated_at": now,
         }
@@ -332,8 +356,8 @@ class Store:
 
     def jobs_to_sweep(self, *, grace: timedelta, limit: int = 500) -> list[int]:
         """Due jobs the queue should have run by now (lost enqueue, killed worker)."""
-        now = self._now()
         with self.session() as session:
+            now = due_now(session, fallback=self._now())
             return list(
                 session.scalars(
                     select(Job.id)
@@ -368,6 +392,7 @@ class Store:
         """
         now = self._now()
         with self.session() as session:
+            due = due_now(session, fallback=now)
             query = select(Job.id).where(Job.state == DEAD).order_by(Job.id).with_for_update()
             wanted = None if job_ids is None else set(job_ids)
             if wanted is not None and len(wanted) <= _IN_CHUNK:
@@ -380,8 +405,8 @@ class Store:
                     .values(
                         state=PENDING,
                         attempts=0,
-                        next_attempt_at=now,
-                        retry_from=now,
+                        next_attempt_at=due,
+                        retry_from=due,
                         finished_at=None,
                         updated_at=now,
                     )
@@ -420,8 +445,8 @@ class Store:
 
     def queue_stats(self) -> QueueStats:
         """Pending jobs by lane, how long the oldest due one has waited, and the dead letters (for /metrics)."""
-        now = self._now()
         with self.session() as session:
+            now = due_now(session, fallback=self._now())
             pending = session.execute(select(Job.lane, func.count()).where(Job.state == PENDING).group_by(Job.lane))
             oldest = session.scalar(
                 select(func.min(Job.next_attempt_at)).where(Job.state == PENDING, Job.next_attempt_at <= now)
@@ -512,6 +537,26 @@ def lock_lane(session: Session, *, ticket_id: int | None, lane: str) -> None:
         return
     session.execute(select(func.pg_advisory_xact_lock(*key)))
     held.add(key)
+
+
+_DATABASE_NOW = func.timezone("UTC", func.now(), type_=DateTime())
+"""PostgreSQL's clock as the naive UTC the columns hold (``now()`` is the transaction's start)."""
+
+
+def due_now(session: Session, *, fallback: datetime) -> datetime:
+    """The "now" of due times in this transaction: with ``database_time`` the database's clock (the
+    transaction's start, so a job added now is due to every claim made after the commit), read once
+    per transaction; otherwise ``fallback``, the caller's clock."""
+    if not session.info.get("database_time"):
+        return fallback
+    cached: datetime | None = session.info.get("database_now")
+    if cached is None:
+        moment = session.scalar(select(_DATABASE_NOW))
+        if moment is None:
+            raise RuntimeError("the database did not say what time it is")
+        cached = moment.replace(tzinfo=UTC)
+        session.info["database_now"] = cached
+    return cached
 
 
 def bounded_key(key: str) -> str:
