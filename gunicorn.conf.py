@@ -1,15 +1,27 @@
 """gunicorn settings; every value can be overridden on the command line or by GUNICORN_CMD_ARGS."""
 
 import os
+import warnings
 from pathlib import Path
 
+from gevent.monkey import MonkeyPatchWarning
+
 from bridge import metrics
+
+# gunicorn itself imports ssl before its gevent worker patches the standard library; gevent warns
+# about that for Python 3.6's RecursionError, which Python 3.11 does not have.
+warnings.filterwarnings("ignore", category=MonkeyPatchWarning)
 
 # All interfaces in production; `make run` binds loopback through BIND.
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+# gevent: every connection is a greenlet, so a client that sends its request slowly, or never
+# finishes it, holds a few kilobytes instead of one of a handful of threads. With threads (gthread)
+# twelve stalled connections stopped the whole service; the bridge is meant to face the internet
+# without a buffering proxy in front. Requests are short and the database drivers cooperate
+# (psycopg 3 and redis-py on gevent's patched sockets; SQLite writes are milliseconds).
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
 # Webhook senders give up after 10 s (GitLab); we answer in milliseconds or not at all.
 timeout = 30
 graceful_timeout = 20

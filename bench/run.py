@@ -19,7 +19,7 @@ figure is reported with its target and PASS/FAIL. Knobs (environment):
     BENCH_E2E_PROBES         probes per condition (default 20; quick 6)
     BENCH_E2E_LOAD_RATE=10   intake rate during the "under load" end-to-end probes
     BENCH_E2E_TRACKER_MS=0   tracker latency during the end-to-end probes
-    BENCH_WEB_CONCURRENCY, BENCH_WEB_THREADS   gunicorn workers/threads for every app (experiments)
+    BENCH_WEB_CONCURRENCY, BENCH_WEB_CONNECTIONS   gunicorn workers/connections for every app (experiments)
 """
 
 from __future__ import annotations
@@ -687,10 +687,10 @@ class Run:
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "",
             "commit": commit.stdout.strip(),
-            "gunicorn": "gunicorn.conf.py, gthread, WEB_CONCURRENCY="
+            "gunicorn": "gunicorn.conf.py, gevent, WEB_CONCURRENCY="
             + os.environ.get("BENCH_WEB_CONCURRENCY", "2 (default)")
-            + ", WEB_THREADS="
-            + os.environ.get("BENCH_WEB_THREADS", "4 (default)"),
+            + ", WEB_CONNECTIONS="
+            + os.environ.get("BENCH_WEB_CONNECTIONS", "1000 (default)"),
         }
 
     def table(self) -> str:

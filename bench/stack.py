@@ -4,7 +4,7 @@ Every phase builds a fresh ``BenchStack`` (fresh database, queue and sandbox) so
 backlog never steals CPU from the next. On top of ``harness.stack.Stack``: the sandbox's latency on
 every tracker call, reporters mailed at once (``NOTIFY_DEBOUNCE_SECONDS=0``), PostgreSQL + Redis on
 request (a fresh schema, dropped on stop; Redis flushed), gunicorn's sizes from
-``BENCH_WEB_CONCURRENCY``/``BENCH_WEB_THREADS`` for every app alike, and memory and CPU readings
+``BENCH_WEB_CONCURRENCY``/``BENCH_WEB_CONNECTIONS`` for every app alike, and memory and CPU readings
 from /proc.
 """
 
@@ -25,7 +25,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 def gunicorn_knobs() -> list[str]:
     """Experiments with the gunicorn settings apply to every app alike (bridge, baseline, naive)."""
     args: list[str] = []
-    for knob, option in (("BENCH_WEB_CONCURRENCY", "--workers"), ("BENCH_WEB_THREADS", "--threads")):
+    for knob, option in (("BENCH_WEB_CONCURRENCY", "--workers"), ("BENCH_WEB_CONNECTIONS", "--worker-connections")):
         if os.environ.get(knob):
             args += [option, os.environ[knob]]
     return args

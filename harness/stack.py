@@ -104,7 +104,7 @@ CONTRACT_VARIABLES = frozenset(
 """CONTRACT section 7: every environment variable the shipped config.yaml and the processes read."""
 
 GUNICORN_VARIABLES = frozenset(
-    {"BIND", "WEB_CONCURRENCY", "WEB_THREADS", "GUNICORN_CMD_ARGS", "ACCESS_LOG", "FORWARDED_ALLOW_IPS"}
+    {"BIND", "WEB_CONCURRENCY", "WEB_CONNECTIONS", "GUNICORN_CMD_ARGS", "ACCESS_LOG", "FORWARDED_ALLOW_IPS"}
 )
 """What gunicorn and ``gunicorn.conf.py`` read besides PORT: never passed on (see ``Stack.web_argv``)."""
 
