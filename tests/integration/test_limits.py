@@ -289,12 +289,16 @@ def silent_port() -> Iterator[int]:
     listener.close()
 
 
-def within(seconds: float, call: Callable[[], object], expected: type[BaseException]) -> BaseException:
+def times_out(
+    call: Callable[[], object], expected: type[BaseException], *, after: float, match: str, within: float = 5
+) -> BaseException:
+    """``call`` against the silent server fails with ``expected`` (its message matching ``match``) once its
+    configured timeout of ``after`` seconds has run out: not sooner (it did wait), not much later."""
     started = time.monotonic()
-    with pytest.raises(expected) as info:
+    with pytest.raises(expected, match=match) as info:
         call()
     elapsed = time.monotonic() - started
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert after * 0.9 <= elapsed < within, f"gave up after {elapsed:.2f} s; the timeout is {after} s"
     return info.value
 
 
@@ -302,14 +306,14 @@ def test_gitlab_calls_time_out_as_retryable(silent_port: int) -> None:
     from bridge.adapters.trackers.gitlab import GitLabTracker
 
     tracker = GitLabTracker(url=f"http://127.0.0.1:{silent_port}", token="glpat-x", timeout=0.5)
-    within(5, tracker.account, RetryableError)
+    times_out(tracker.account, RetryableError, after=0.5, match="ReadTimeout")
 
 
 def test_jira_calls_time_out_as_retryable(silent_port: int) -> None:
     from bridge.adapters.trackers.jira import JiraTracker
 
     tracker = JiraTracker(url=f"http://127.0.0.1:{silent_port}", user="bot@example.com", api_token="x", timeout=0.5)
-    within(5, tracker.account, RetryableError)
+    times_out(tracker.account, RetryableError, after=0.5, match="ReadTimeout")
 
 
 def test_chatbot_callback_times_out_as_retryable(
@@ -324,7 +328,7 @@ def test_chatbot_callback_times_out_as_retryable(
         store=deps.store, settings=deps.settings, mappings=deps.mappings, clock=deps.clock
     )
     job = Job(id=1, kind="chatbot_callback", ticket_id=None, subject_id=1)
-    within(5, lambda: handler(job), RetryableError)
+    times_out(lambda: handler(job), RetryableError, after=0.5, match="ReadTimeout")
 
 
 def test_smtp_has_a_finite_timeout(tmp_path: Any) -> None:
@@ -339,7 +343,8 @@ def test_smtp_has_a_finite_timeout(tmp_path: Any) -> None:
 
 
 def test_imap_poll_times_out(silent_port: int) -> None:
-    """A mailbox server that never greets: the poll fails within the timeout (the next poll tries again)."""
+    """A mailbox server that never greets: the poll gives up with a socket timeout once timeout_seconds
+    have passed (the worker logs it and the next poll tries again)."""
     from bridge.adapters.mail.imap import ImapPoller
 
     settings = ImapSettings(
@@ -352,7 +357,7 @@ def test_imap_poll_times_out(silent_port: int) -> None:
         password="secret",
         timeout_seconds=0.5,
     )
-    within(5, ImapPoller(settings, store=lambda raw: True).poll, Exception)
+    times_out(ImapPoller(settings, store=lambda raw: True).poll, TimeoutError, after=0.5, match="timed out")
 
 
 def test_redis_queue_times_out(silent_port: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -363,7 +368,7 @@ def test_redis_queue_times_out(silent_port: int, tmp_path: Any, monkeypatch: pyt
 
     monkeypatch.setattr(queue, "REDIS_READ_TIMEOUT", 0.5)
     huey = queue.make_huey(redis_url=f"redis://127.0.0.1:{silent_port}/0", sqlite_path=tmp_path / "q.db")
-    within(5, huey.pending_count, redis.exceptions.RedisError)
+    times_out(huey.pending_count, redis.exceptions.TimeoutError, after=0.5, match="Timeout reading")
     default = queue.make_huey(redis_url="redis://127.0.0.1:1/0", sqlite_path=tmp_path / "q.db")
     kwargs = default.storage.pool.connection_kwargs
     assert kwargs["socket_connect_timeout"] == queue.REDIS_CONNECT_TIMEOUT
@@ -385,6 +390,6 @@ def test_postgres_connect_times_out(silent_port: int, monkeypatch: pytest.Monkey
             conn.execute(text("SELECT 1"))
 
     try:
-        within(8, connect, OperationalError)
+        times_out(connect, OperationalError, after=2, within=8, match="connection timeout expired")
     finally:
         engine.dispose()
