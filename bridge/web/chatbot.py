@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge import metrics
+from bridge.adapters.store.repository import KeyReused
 from bridge.bootstrap import Deps, current_deps
 from bridge.limits import RateLimited, ReporterLimits
 from bridge.pipeline.intake.chatbot import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
@@ -99,6 +100,15 @@ def receive() -> Response:
     except UnknownTicket:
         return _rejected(
             404, "Unknown ticket", "no ticket with that tracking ID for this reporter", slug="unknown-ticket"
+        )
+    except KeyReused:
+        # Never another reporter's (or another kind of event's) stored answer: nothing is created either.
+        return _rejected(
+            409,
+            "Conflict",
+            "this event_id or Idempotency-Key was already used for a different event (another reporter "
+            "or event type); send a new event with its own event_id",
+            slug="idempotency-conflict",
         )
     except DBAPIError:
         # Nothing was stored: say so, so the chatbot retries instead of believing it was accepted.

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from bridge.adapters.store.models import Delivery, StatusEvent, Ticket
+from bridge.adapters.store.models import Delivery, Followup, StatusEvent, Ticket
 from bridge.bootstrap import Deps
 from bridge.tracking import is_tracking_id, valid_status_signature
 from tests.conftest import SIGNING_SECRET, post_event, report_event, signed_headers
@@ -71,13 +71,56 @@ def test_repeated_event_id_answers_200_with_same_body_and_creates_nothing(client
     assert filing_jobs(deps) == 1
 
 
-def test_idempotency_key_header_takes_precedence_over_event_id(client: FlaskClient, deps: Deps) -> None:
-    """With Idempotency-Key, two different event_ids under one key are one report."""
+def test_a_repeated_idempotency_key_or_event_id_is_one_report(client: FlaskClient, deps: Deps) -> None:
+    """With Idempotency-Key, two event_ids under one key are one report; and one event_id under two
+    keys is one report too (the key is not signed: a new one must not make a new ticket)."""
     a = post_event(client, report_event(event_id="evt_a"), **{"Idempotency-Key": "key-1"})
     b = post_event(client, report_event(event_id="evt_b"), **{"Idempotency-Key": "key-1"})
     c = post_event(client, report_event(event_id="evt_a"), **{"Idempotency-Key": "key-2"})
-    assert (a.status_code, b.status_code, c.status_code) == (202, 200, 202)
+    d = post_event(client, report_event(event_id="evt_c"), **{"Idempotency-Key": "key-3"})
+    assert (a.status_code, b.status_code, c.status_code, d.status_code) == (202, 200, 200, 202)
+    assert b.get_json() == c.get_json() == a.get_json()
     assert count(deps, Ticket) == 2
+
+
+def test_a_captured_request_with_a_new_idempotency_key_creates_nothing(client: FlaskClient, deps: Deps) -> None:
+    """Replaying a signed request inside the 300 s window with a fresh Idempotency-Key (the header is
+    not signed) answers the first answer and creates no second ticket."""
+    body = json.dumps(report_event()).encode()
+    headers = signed_headers(body)
+    first = client.post("/webhooks/chatbot", data=body, headers=headers)
+    replayed = client.post("/webhooks/chatbot", data=body, headers={**headers, "Idempotency-Key": "fresh-1"})
+    again = client.post("/webhooks/chatbot", data=body, headers={**headers, "Idempotency-Key": "fresh-2"})
+    assert (first.status_code, replayed.status_code, again.status_code) == (202, 200, 200)
+    assert replayed.get_json() == again.get_json() == first.get_json()
+    assert count(deps, Ticket) == 1
+    assert filing_jobs(deps) == 1
+
+
+def test_another_reporters_event_id_or_key_gets_409_not_their_answer(client: FlaskClient, deps: Deps) -> None:
+    """A stored answer belongs to one reporter: reusing their event_id or Idempotency-Key from another
+    address is a 409 problem that names neither their tracking ID nor their status link; nothing is stored."""
+    anna = post_event(client, report_event(), **{"Idempotency-Key": "anna-key"}).get_json()
+    eve = {"email": "eve@evil.example", "name": "Eve"}
+    by_event_id = post_event(client, report_event(reporter=eve))
+    by_key = post_event(client, report_event(event_id="evt_eve", reporter=eve), **{"Idempotency-Key": "anna-key"})
+    for response in (by_event_id, by_key):
+        assert response.status_code == 409
+        assert response.mimetype == "application/problem+json"
+        text = response.get_data(as_text=True)
+        assert anna["tracking_id"] not in text
+        assert anna["status_url"] not in text
+    assert count(deps, Ticket) == 1
+    same_reporter = post_event(client, report_event(reporter={"email": "ANNA@kunde.dk"}))
+    assert (same_reporter.status_code, same_reporter.get_json()) == (200, anna)
+
+
+def test_an_event_id_reused_by_another_event_type_gets_409(client: FlaskClient, deps: Deps) -> None:
+    """A follow-up that reuses the event_id of the reporter's own report is not that report: 409."""
+    tracking_id = post_event(client, report_event()).get_json()["tracking_id"]
+    response = post_event(client, followup_event(tracking_id, event_id=report_event()["event_id"]))
+    assert response.status_code == 409
+    assert count(deps, Followup) == 0
 
 
 def test_missing_signature_is_401_problem(client: FlaskClient, deps: Deps) -> None:
@@ -252,6 +295,17 @@ def test_followup_for_unknown_ticket_or_other_reporter_is_404(client: FlaskClien
     assert (other.status_code, unknown.status_code) == (404, 404)
     assert other.mimetype == "application/problem+json"
     assert filing_jobs(deps) == 1
+
+
+def test_another_reporters_followup_event_id_does_not_return_their_answer(client: FlaskClient, deps: Deps) -> None:
+    """A follow-up for a ticket that is not the sender's, reusing the event_id of its reporter's
+    follow-up, gets 409, not the reporter's stored answer."""
+    tracking_id = post_event(client, report_event()).get_json()["tracking_id"]
+    assert post_event(client, followup_event(tracking_id)).status_code == 202
+    stolen = post_event(client, followup_event("ST-00000000", reporter={"email": "eve@evil.example"}))
+    assert stolen.status_code == 409
+    assert tracking_id not in stolen.get_data(as_text=True)
+    assert count(deps, Followup) == 1
 
 
 def test_get_on_webhook_is_405_problem(client: FlaskClient) -> None:

@@ -53,6 +53,15 @@ class DuplicateDelivery(Exception):
     """Raised inside a transaction when the delivery key was seen before."""
 
 
+class KeyReused(Exception):
+    """A delivery key or event id seen before, now on another kind of event or from another sender."""
+
+
+def event_source(source: str) -> str:
+    """``Delivery.source`` of the rows recording event ids beside delivery keys (``chatbot:event``)."""
+    return f"{source}:event"
+
+
 class Store:
     """The database. ``clock`` stamps what happened (``created_at``, ...). With ``database_time`` on
     PostgreSQL, when jobs are due and who holds them (due times, claims, leases, the sweep) is decided
@@ -97,36 +106,57 @@ class Store:
         delivery_key: str,
         event_type: str,
         build: Callable[[Session, datetime], tuple[int | None, dict[str, Any]]],
+        event_key: str | None = None,
+        same_sender: Callable[[Delivery], bool] | None = None,
     ) -> Accepted:
         """Record a delivery exactly once and, in the same transaction, what it creates.
 
         ``build`` adds the rows the delivery creates and returns (ticket id, response).
-        A repeated key returns the first response and creates nothing.
+        ``event_key``, the event's own id, is recorded beside ``delivery_key`` (which may be a
+        sender's Idempotency-Key): a repeat of either is the same delivery, so a new key on an old
+        event creates nothing. A repeat returns the first response and creates nothing, but only to
+        the same kind of event (``event_type``) from the same sender (``same_sender``, given the
+        first delivery); any other reuse of a key raises ``KeyReused`` and stores nothing.
         """
         now = self._now()
         delivery_key = bounded_key(delivery_key)
+        event_key = bounded_key(event_key) if event_key is not None else None
         try:
             with self.session() as session:
                 delivery = Delivery(source=source, delivery_key=delivery_key, event_type=event_type, received_at=now)
                 session.add(delivery)
-                session.flush()  # the unique key is checked here, before any other row
+                event = None
+                if event_key is not None:
+                    event = Delivery(
+                        source=event_source(source), delivery_key=event_key, event_type=event_type, received_at=now
+                    )
+                    session.add(event)
+                session.flush()  # the unique keys are checked here, before any other row
                 ticket_id, response = build(session, now)
-                delivery.ticket_id = ticket_id
-                delivery.response = response
+                for row in (delivery, event):
+                    if row is not None:
+                        row.ticket_id, row.response = ticket_id, response
                 session.flush()
                 return Accepted(response=response, duplicate=False)
         except IntegrityError:
-            previous = self.find_delivery(source, delivery_key)
+            previous = self.find_delivery(source, delivery_key, event_key=event_key)
             if previous is None:  # not a duplicate key: a real integrity problem
                 raise
+            if previous.event_type != event_type or (same_sender is not None and not same_sender(previous)):
+                raise KeyReused(source) from None
             return Accepted(response=previous.response or {}, duplicate=True)
 
-    def find_delivery(self, source: str, delivery_key: str) -> Delivery | None:
-        delivery_key = bounded_key(delivery_key)
+    def find_delivery(self, source: str, delivery_key: str, *, event_key: str | None = None) -> Delivery | None:
+        """The earlier delivery with this key, or (given ``event_key``) of this event."""
+        wanted = [(source, bounded_key(delivery_key))]
+        if event_key is not None:
+            wanted.append((event_source(source), bounded_key(event_key)))
         with self.session() as session:
-            return session.scalar(
-                select(Delivery).where(Delivery.source == source, Delivery.delivery_key == delivery_key)
-            )
+            for where, key in wanted:
+                found = session.scalar(select(Delivery).where(Delivery.source == where, Delivery.delivery_key == key))
+                if found is not None:
+                    return found
+            return None
 
     def _due_now_sql(self) -> Any:
         """The same "now" inside a statement (no extra round trip): a SQL expression or a value."""

@@ -15,11 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bridge.adapters.store.models import Followup, Ticket
-from bridge.adapters.store.repository import Accepted, Store
+from bridge.adapters.store.models import Delivery, Followup, Ticket
+from bridge.adapters.store.repository import Accepted, KeyReused, Store
 from bridge.domain import Channel, Status
 from bridge.tracking import is_tracking_id, new_tracking_id
 
+CHATBOT = "chatbot"
+"""``Delivery.source`` of chatbot events."""
 FILE_TICKET = "file_ticket"
 APPLY_FOLLOWUP = "apply_followup"
 FETCH_ATTACHMENTS = "fetch_attachments"
@@ -169,7 +171,14 @@ def accept_report(
             store.new_job(session, kind=FETCH_ATTACHMENTS, ticket_id=ticket.id, now=now)
         return ticket.id, response_for(ticket.tracking_id, Status.RECEIVED.value)
 
-    return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
+    return store.accept(
+        source=CHATBOT,
+        delivery_key=delivery_key,
+        event_type=event.type,
+        build=build,
+        event_key=event.event_id,
+        same_sender=_from_reporter(store, event.reporter.email),
+    )
 
 
 def accept_followup(
@@ -183,10 +192,14 @@ def accept_followup(
     """Store a follow-up on the reporter's own ticket and queue it for the tracker (``admit`` as
     for ``accept_report``)."""
     ticket = store.ticket_by_tracking_id(event.tracking_id)
-    if ticket is None or ticket.reporter_email.lower() != event.reporter.email.strip().lower():
-        # A repeat of an accepted follow-up still answers 200, whatever happened since.
-        previous = store.find_delivery("chatbot", delivery_key)
+    same_sender = _from_reporter(store, event.reporter.email)
+    if ticket is None or not _same_address(ticket.reporter_email, event.reporter.email):
+        # A repeat of an accepted follow-up still answers 200 (the ticket may have changed since),
+        # but only to its reporter: another reporter's event id never returns their answer.
+        previous = store.find_delivery(CHATBOT, delivery_key, event_key=event.event_id)
         if previous is not None and previous.response is not None:
+            if previous.event_type != event.type or not same_sender(previous):
+                raise KeyReused(CHATBOT)
             return Accepted(response=previous.response, duplicate=True)
         raise UnknownTicket(event.tracking_id)
     ticket_id, tracking_id, status = ticket.id, ticket.tracking_id, ticket.status
@@ -197,7 +210,32 @@ def accept_followup(
         add_followup(store, session, ticket_id=ticket_id, message=event.message, not_fixed=event.not_fixed, now=now)
         return ticket_id, response_for(tracking_id, status)
 
-    return store.accept(source="chatbot", delivery_key=delivery_key, event_type=event.type, build=build)
+    return store.accept(
+        source=CHATBOT,
+        delivery_key=delivery_key,
+        event_type=event.type,
+        build=build,
+        event_key=event.event_id,
+        same_sender=same_sender,
+    )
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
+
+
+def _from_reporter(store: Store, email: str) -> Callable[[Delivery], bool]:
+    """Whether an earlier delivery was this reporter's (its ticket's reporter is ``email``)."""
+
+    def same(previous: Delivery) -> bool:
+        if previous.ticket_id is None:
+            return False
+        try:
+            return _same_address(store.ticket(previous.ticket_id).reporter_email, email)
+        except LookupError:
+            return False
+
+    return same
 
 
 def open_ticket(store: Store, session: Session, ticket: Ticket, now: datetime) -> None:
