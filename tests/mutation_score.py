@@ -5,6 +5,15 @@ test even runs counts as survived. Exits non-zero when a module scores under ``M
 (default 90), so a test change that stops biting shows up.
 
     python -m tests.mutation_score
+
+Known survivors that cannot change behaviour (equivalent mutants, left unmarked so the line's other
+mutants still count):
+- classify: ``floor.rank > severity.rank`` as ``>=`` (an equal rank is the same severity).
+- status_map.severity_in_tracker: other values, or none, for ``kind=""``/``source=""`` when formatting
+  the severity label template (six mutants: a template using them could never match a written label
+  anyway), and ``issue.priority or ""`` with another placeholder (no priority is named "").
+- tracking: ``rstrip("=")`` as ``rstrip("XX=XX")``, twice (16 bytes in base64 end in A, Q, g or w).
+- signatures: ``timestamp = None`` as ``""`` (an empty timestamp is refused as malformed either way).
 """
 
 from __future__ import annotations
