@@ -313,3 +313,17 @@ def test_an_unavailable_sprint_api_is_logged_with_the_tracker_and_error(
     [record] = [r for r in caplog.records if r.name == "bridge.pipeline.filing.plan"]
     assert record.getMessage() == "plan.unavailable"
     assert (record.tracker, record.error) == ("jira", "jira: HTTP 404: no board 7")  # type: ignore[attr-defined]
+
+
+def test_forget_drops_only_that_destinations_cached_sprints(mappings: Mappings) -> None:
+    """After a sprint was found closed, that destination's sprints are asked for again at once; other
+    destinations keep theirs."""
+    tracker = RecordingTracker(window=BOTH)
+    p = custom_planner({"gitlab": tracker}, mappings.sprints, [datetime(2026, 11, 25, 9, tzinfo=UTC)], [0.0])
+    other = Destination(tracker="gitlab", project="acme/support", board_id=3)
+    for dest in (DEST, other):
+        p.plan(dest, high())
+    p.forget(DEST)
+    for dest in (DEST, other):
+        p.plan(dest, high())
+    assert [call[0] for call in tracker.sprint_calls] == [DEST, other, DEST]
