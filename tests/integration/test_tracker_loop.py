@@ -170,8 +170,8 @@ def test_gitlab_hook_body_must_be_json(client: FlaskClient) -> None:
 
 
 def test_gitlab_events_without_object_kind_are_acknowledged_and_ignored(client: FlaskClient, deps: Deps) -> None:
-    """A group hook's member and subgroup events carry no object_kind: 200 ignored (GitLab disables
-    hooks that keep failing), nothing stored."""
+    """A group hook's member and subgroup events carry no object_kind (and a custom template may put
+    anything there): 200 ignored (GitLab disables hooks that keep failing), nothing stored."""
     member = {
         "created_at": "2020-12-11T04:57:22Z",
         "updated_at": "2020-12-11T04:57:22Z",
@@ -196,7 +196,9 @@ def test_gitlab_events_without_object_kind_are_acknowledged_and_ignored(client: 
         "group_id": 10,
         "parent_group_id": 7,
     }
-    for payload, event in ((member, "Member Hook"), (subgroup, "Subgroup Hook"), ({"hello": "world"}, "")):
+    odd_kind = {"object_kind": {"custom": "template"}, "object_attributes": {"iid": 1}}
+    cases = ((member, "Member Hook"), (subgroup, "Subgroup Hook"), ({"hello": "world"}, ""), (odd_kind, "Issue Hook"))
+    for payload, event in cases:
         response = post_gitlab(client, payload, event)
         assert response.status_code == 200
         assert response.get_json()["status"] == "ignored"

@@ -86,6 +86,7 @@ def parse_gitlab(event: str, payload: dict[str, Any]) -> TrackerHook:
     actor = _identifier(user.get("id"))
     username = user.get("username") if isinstance(user.get("username"), str) and user.get("username") else None
     kind = payload.get("object_kind")
+    kind = kind if isinstance(kind, str) else None  # a custom template can put anything there
     attrs = _dict(payload.get("object_attributes"))
     if kind in GITLAB_ISSUE_KINDS or kind == "note":
         # The header names the event as stored; one we do not know is not kept verbatim.
