@@ -39,10 +39,14 @@ def requests_log() -> Response:
 
 @bp.get("/webhooks")
 def webhooks_log() -> Response:
-    """Deliveries with attempts and outcome; filter with ``tracker``, ``event``, ``outcome``."""
+    """Deliveries with attempts and outcome; filter with ``tracker``, ``event``, ``outcome``, ``subject``
+    (``acme/support#12``, ``SUP-3``) and ``since`` (a delivery id: only later ones)."""
     sb = sandbox()
     deliveries = sb.dispatcher.deliveries()
-    for key in ("tracker", "event", "outcome"):
+    since = int(request.args.get("since", 0) or 0)
+    if since:
+        deliveries = [d for d in deliveries if d["id"] > since]
+    for key in ("tracker", "event", "outcome", "subject"):
         if request.args.get(key):
             deliveries = [d for d in deliveries if d[key] == request.args[key]]
     return reply({"count": len(deliveries), "idle": sb.dispatcher.idle(), "deliveries": deliveries})

@@ -236,3 +236,19 @@ def test_webhook_target_can_change_at_runtime(receiver: Receiver, http: requests
     (delivery,) = receiver.wait_count(1, "/moved")
     expected = "sha256=" + hmac.new(b"new-secret", delivery.body, hashlib.sha256).hexdigest()
     assert delivery.headers["X-Hub-Signature"] == expected
+
+
+def test_delivery_log_filters_by_subject_and_since(receiver: Receiver, http: requests.Session, url: str) -> None:
+    """``?subject=`` keeps one issue's deliveries; ``?since=<id>`` only the ones after that delivery."""
+    _gitlab_issue(http, url)
+    _gitlab_issue(http, url)
+    http.put(f"{url}/api/v4/projects/1/issues/1", json={"state_event": "close"})
+    receiver.wait_count(3, "/gitlab")
+    log = f"{url}/_sandbox/webhooks"
+    first = requests.get(log, params={"subject": "acme/support#1"}, timeout=5).json()["deliveries"]
+    assert [(d["subject"], d["body"]["object_attributes"]["action"]) for d in first] == [
+        ("acme/support#1", "open"),
+        ("acme/support#1", "close"),
+    ]
+    later = requests.get(log, params={"subject": "acme/support#1", "since": first[0]["id"]}, timeout=5).json()
+    assert [d["id"] for d in later["deliveries"]] == [first[1]["id"]]
