@@ -30,6 +30,7 @@ from flask import Blueprint, Response, request
 from bridge.adapters.mail import mask_addresses
 from bridge.bootstrap import current_deps, personal_data
 from bridge.operations import replay_dead_letters
+from bridge.pipeline.intake.fields import value_problem
 from bridge.pipeline.notifying.ticket_view import iso_utc
 from bridge.pipeline.privacy.gdpr import ADMIN_API_ACTOR, AuditRecord
 from bridge.web.problems import problem
@@ -171,6 +172,11 @@ def _email(value: str) -> str | Response:
         return problem(400, "Missing email", "give the reporter's address", slug="email")
     if len(email) > _MAX_EMAIL or "@" not in email or any(ch.isspace() for ch in email):
         return problem(400, "Invalid email", "that is not an email address", slug="email")
+    refused = value_problem(email)
+    if refused is not None:
+        return problem(
+            400, "Invalid email", f"email {refused}", slug="email", errors=[{"field": "email", "message": refused}]
+        )
     return email
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from bridge.bootstrap import current_deps
+from bridge.pipeline.intake.fields import value_problem
 from bridge.pipeline.notifying.ticket_view import ticket_view
 from bridge.tracking import is_tracking_id
 from bridge.web.problems import problem
@@ -71,6 +72,11 @@ def tickets_of_reporter() -> Response:
     email = request.args.get("email", "").strip().replace(" ", "+")
     if not email:
         return problem(400, "Missing email", "give the reporter's address as ?email=", slug="email")
+    refused = value_problem(email)
+    if refused is not None:
+        return problem(
+            400, "Invalid email", f"email {refused}", slug="email", errors=[{"field": "email", "message": refused}]
+        )
     if len(email) > _MAX_EMAIL or not _EMAIL.fullmatch(email):
         return problem(400, "Invalid email", "the email parameter is not an email address", slug="email")
     wording = deps.mappings.wording

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import Field, PlainValidator, StringConstraints, TypeAdapter, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bridge.adapters.store.models import Delivery, Followup, Ticket
 from bridge.adapters.store.repository import Accepted, KeyReused, Store
 from bridge.domain import Channel, Status
+from bridge.pipeline.intake.fields import CheckedInput
 from bridge.tracking import is_tracking_id, new_tracking_id
 
 CHATBOT = "chatbot"
@@ -33,9 +34,8 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 RequiredText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-class _In(BaseModel):
-    # Unknown fields are ignored so the chatbot can add to its payload without breaking us.
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+class _In(CheckedInput):
+    """Chatbot input: unknown fields ignored, every field meets the one rule of ``fields``."""
 
 
 class ReporterIn(_In):
@@ -65,7 +65,16 @@ class AttachmentIn(_In):
         return value
 
 
-EnvValue = str | int | float | bool | None
+def _env_value(value: object) -> str | int | float | bool | None:
+    """One value of ``report.environment`` as sent (one error per bad value, not one per union member)."""
+    if isinstance(value, str):
+        return value.strip()
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    raise ValueError("must be a string, a number, true, false or null")
+
+
+EnvValue = Annotated[str | int | float | bool | None, PlainValidator(_env_value)]
 
 
 class ReportIn(_In):
