@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import click
@@ -526,3 +526,48 @@ def retention() -> None:
         f"erased {audit.tickets} ticket(s) and {audit.inbound_emails} email(s) older than {days} days; "
         f"audit reference {audit.reference}"
     )
+
+
+# --- numbers for support --------------------------------------------------------------------------
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    from bridge.pipeline.reporting.stats import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@click.option(
+    "--since", "window", default="30d", show_default=True, callback=_duration, help="Window: 90m, 12h, 30d, 2w ..."
+)
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0, 1000), help="Organisations listed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(window: timedelta, top: int, as_json: bool) -> None:
+    """Reports in the window by category x severity and by channel, median time to triage and to
+    resolve, reopen rate, and the organisations with the most reports (never an address). Read-only."""
+    import json
+
+    from bridge.adapters.store.db import make_engine
+    from bridge.adapters.store.reporting import ReportingQueries
+    from bridge.adapters.store.repository import Store
+    from bridge.pipeline.reporting import stats as reporting
+
+    settings, mappings = _configuration()
+    clock = _clock()
+    store = Store(make_engine(settings.database_url), clock=clock)  # only the database: no queue, no tracker
+    until = clock()
+    numbers = reporting.gather(
+        ReportingQueries(store),
+        since=until - window,
+        until=until,
+        category_names=mappings.categories.names,
+        top=top,
+    )
+    if as_json:
+        click.echo(json.dumps(reporting.as_json(numbers), ensure_ascii=False, indent=2))
+    else:
+        click.echo(reporting.as_text(numbers))

@@ -11,7 +11,7 @@ into files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds up the files of
 the machine. ``gunicorn.conf.py`` sets the directory up (``instance/prometheus`` unless the variable
 is set) and the worker writes into the same one. Queue gauges are not counted by any process: they
 are read from the database at scrape time (``QueueCollector``), so every web process reports the
-same, current numbers.
+same, current numbers; so are the ticket counts (``TicketCollector``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -36,7 +36,7 @@ from prometheus_client import (
     start_http_server,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -47,6 +47,7 @@ __all__ = [
     "QueueCollector",
     "QueueStats",
     "SupportCollector",
+    "TicketCollector",
     "endpoint_name",
     "exposition",
     "install_request_metrics",
@@ -316,6 +317,45 @@ class SupportCollector:
         for reason in sorted({*self._reasons, *counts}):
             gauge.add_metric([_label(reason)], counts.get(reason, 0))
         return [gauge]
+
+
+class TicketCollector:
+    """Tickets by category, severity, channel and current status, and status changes by status, from
+    the database at each scrape (grouped counts, as ``python -m bridge stats`` counts them).
+
+    ``counts`` must give bounded labels (categories from the mapping, the rest from their enums:
+    ``bridge.pipeline.reporting.stats.ticket_counts``); ``_label`` guards them once more.
+    """
+
+    def __init__(
+        self,
+        counts: Callable[[], Mapping[tuple[str, str, str, str], int]],
+        status_changes: Callable[[], Mapping[str, int]],
+    ) -> None:
+        self._counts = counts
+        self._status_changes = status_changes
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            counts, changes = self._counts(), self._status_changes()
+        except Exception as exc:  # bridge_database_up already says the database is away
+            log.warning("metrics.database_unavailable", extra={"error": type(exc).__name__})
+            return []
+        tickets = GaugeMetricFamily(
+            "bridge_tickets",
+            "Tickets by category, severity, channel and current status (severity unclassified: not filed yet).",
+            labels=["category", "severity", "channel", "status"],
+        )
+        for (category, severity, channel, status), count in sorted(counts.items()):
+            tickets.add_metric([_label(category), _label(severity), _label(channel), _label(status)], count)
+        moved = CounterMetricFamily(
+            "bridge_status_changes",
+            "Status changes of tickets since the first, by the status moved to (from the status history).",
+            labels=["status"],
+        )
+        for status, count in sorted(changes.items()):
+            moved.add_metric([_label(status)], count)
+        return [tickets, moved]
 
 
 # -- exposition and multi-process mode --------------------------------------------------------------

@@ -9,4 +9,5 @@
 - ``notifying``: what the reporter is told (email, chatbot callback) and the one reporter-facing
   view of a ticket.
 - ``privacy``: GDPR export, erasure and retention.
+- ``reporting``: the numbers support asks for (``python -m bridge stats``, the ticket gauges).
 """

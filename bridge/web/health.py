@@ -20,9 +20,11 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from bridge import metrics
+from bridge.adapters.store.reporting import ReportingQueries
 from bridge.adapters.trackers.base import Tracker
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.following import support
+from bridge.pipeline.reporting import stats
 
 bp = Blueprint("health", __name__)
 
@@ -64,9 +66,14 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     deps = current_deps()
+    queries, categories = ReportingQueries(deps.store), deps.mappings.categories.names
     payload, content_type = metrics.exposition(
         metrics.QueueCollector(deps.store.queue_stats),
         metrics.SupportCollector(lambda: support.count_needing_support(deps.store), reasons=support.ISSUE_GONE),
+        metrics.TicketCollector(
+            lambda: stats.ticket_counts(queries.ticket_groups(), categories),
+            lambda: stats.status_change_counts(queries.status_changes()),
+        ),
     )
     return Response(payload, content_type=content_type)
 
