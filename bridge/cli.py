@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 import click
@@ -20,6 +21,9 @@ from bridge.domain import Status
 from bridge.errors import ConfigError
 from bridge.mappings import Mappings
 from bridge.pipeline.filing.route import destinations, trackers_in_use
+
+if TYPE_CHECKING:
+    from bridge.pipeline.filing.explain_output import Lang
 
 
 @dataclass(frozen=True)
@@ -571,3 +575,106 @@ def stats(window: timedelta, top: int, as_json: bool) -> None:
         click.echo(json.dumps(reporting.as_json(numbers), ensure_ascii=False, indent=2))
     else:
         click.echo(reporting.as_text(numbers))
+
+
+# --- tuning the mappings ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--title", help="The report's title (an email's subject).")
+@click.option("--description", default="", help="What the reporter wrote.")
+@click.option("--impact", help="The chatbot's impact field.")
+@click.option("--priority", help="The priority the reporter declared (any language).")
+@click.option("--product", help="The chatbot's product field.")
+@click.option("--organization", help="The reporter's organisation.")
+@click.option("--locale", help="The reporter's language tag (da, en, da-DK ...).")
+@click.option("--recipient", help="The address an email was sent to (category addresses).")
+@click.option(
+    "--event",
+    "event_file",
+    type=click.File("rb"),
+    help="A chatbot report.created event (JSON), checked like the webhook.",
+)
+@click.option("--email", "email_file", type=click.File("rb"), help="A raw RFC 822 message, read like the email intake.")
+@click.option("--online", is_flag=True, help="Ask the tracker for its sprints and their load (read-only).")
+@click.option(
+    "--lang", type=click.Choice(["en", "da"]), default="en", show_default=True, help="Language of the labels."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain(
+    title: str | None,
+    description: str,
+    impact: str | None,
+    priority: str | None,
+    product: str | None,
+    organization: str | None,
+    locale: str | None,
+    recipient: str | None,
+    event_file: BinaryIO | None,
+    email_file: BinaryIO | None,
+    online: bool,
+    lang: Lang,
+    as_json: bool,
+) -> None:
+    """What the bridge would decide about a report, and every rule that fired: severity, kind, product-owner
+    review, category, route, labels, sprint (with --online) and grouping. Files nothing and writes nothing."""
+    import json
+
+    from pydantic import ValidationError
+
+    from bridge.pipeline.filing import explain as explaining
+    from bridge.pipeline.filing.explain_output import as_json as explanation_json
+    from bridge.pipeline.filing.explain_output import as_text as explanation_text
+    from bridge.web.chatbot import field_errors
+
+    given = [name for name, value in [("--title", title), ("--event", event_file), ("--email", email_file)] if value]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --title (with the other fields), --event FILE or --email FILE")
+    if title is not None and not title.strip():
+        raise click.UsageError("--title must not be blank")
+    if title is None and any([description, impact, priority, product, organization, locale, recipient]):
+        raise click.UsageError("the report fields go with --title, not with --event or --email")
+
+    settings, mappings = _configuration()
+    try:
+        if event_file is not None:
+            candidate = explaining.candidate_from_event(json.loads(event_file.read()))
+        elif email_file is not None:
+            candidate = explaining.candidate_from_email(
+                email_file.read(), rules=mappings.email, max_attachment_bytes=settings.intake.max_attachment_bytes
+            )
+        else:
+            given_fields = {
+                "title": title,
+                "description": description,
+                "impact": impact,
+                "priority": priority,
+                "product": product,
+                "organization": organization,
+                "locale": locale,
+                "recipient": recipient,
+            }
+            candidate = explaining.ExplainFields.model_validate(
+                {name: value for name, value in given_fields.items() if value is not None}
+            ).candidate()
+    except (ValueError, RecursionError) as exc:  # JSON, a schema (the event's or the fields'), a follow-up event
+        if isinstance(exc, ValidationError):
+            what = "the event does not match the chatbot schema" if event_file else "invalid report fields"
+            problems = [f"{error['field']}: {error['message']}" for error in field_errors(exc)]
+            message = f"{what}:\n  " + "\n  ".join(problems)
+        else:
+            message = f"cannot read the event: {exc}"
+        click.echo(message, err=True)
+        sys.exit(2)
+
+    sprints: explaining.SprintSource = explaining.NoSprints()
+    if online:
+        trackers = build_trackers(settings, trackers_in_use(mappings.routing, settings))
+        sprints = explaining.OnlineSprints(trackers=trackers, mappings=mappings, settings=settings, clock=_clock())
+    explanation = explaining.explain(candidate, mappings=mappings, settings=settings, sprints=sprints)
+    if as_json:
+        click.echo(json.dumps(explanation_json(explanation, lang=lang), ensure_ascii=False, indent=2))
+    else:
+        click.echo(explanation_text(explanation, lang=lang))
+    failed = explanation.sprint is not None and explanation.sprint.error is not None
+    sys.exit(1 if online and failed else 0)

@@ -16,6 +16,9 @@ With a token, a missing or wrong one is ``401``. Errors are ``application/proble
 - ``GET  /api/v1/admin/reporters/export?email=<address>``: everything held about the reporter (audited).
 - ``POST /api/v1/admin/reporters/erase`` ``{"email": ..., "redact_tracker": false}``: erase it (audited).
 - ``GET  /api/v1/admin/erasures``: the audit log (never an address), newest first; ``?limit=``.
+- ``POST /api/v1/admin/explain``: what the bridge would decide about a report (fields, or
+  ``{"event": {...}}``), without filing or storing anything; sprints are not asked for (the web
+  process never calls a tracker: ``python -m bridge explain --online`` does).
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, request
+from pydantic import ValidationError
 
 from bridge.adapters.mail import mask_addresses
 from bridge.bootstrap import current_deps, personal_data
 from bridge.operations import replay_dead_letters
+from bridge.pipeline.filing.explain import Candidate, ExplainFields, NoSprints, NotAReport, candidate_from_event
+from bridge.pipeline.filing.explain import explain as explain_report
+from bridge.pipeline.filing.explain_output import LANGS
+from bridge.pipeline.filing.explain_output import as_json as explanation_json
 from bridge.pipeline.intake.fields import value_problem
 from bridge.pipeline.notifying.ticket_view import iso_utc
 from bridge.pipeline.privacy.gdpr import ADMIN_API_ACTOR, AuditRecord
+from bridge.web.chatbot import field_errors
 from bridge.web.problems import problem
 
 log = logging.getLogger(__name__)
@@ -163,7 +172,56 @@ def erasures() -> Response:
     return _json({"erasures": [AuditRecord.of(row).as_json() for row in rows]})
 
 
+# --- tuning the mappings --------------------------------------------------------------------------
+
+_EXPLAIN_OPTIONS = {"lang"}
+
+
+@bp.post("/explain")
+def explain() -> Response:
+    """The decisions of ``bridge.pipeline.filing.explain`` for the report in the body; nothing is written."""
+    if not request.is_json:
+        return problem(415, "Unsupported Media Type", "send application/json", slug="content-type")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        body = None
+    if not isinstance(body, dict):
+        return problem(400, "Malformed JSON", "the body must be a JSON object", slug="malformed")
+    lang = body.get("lang", "en")
+    errors: list[dict[str, str]] = []
+    if lang not in LANGS:
+        errors.append({"field": "lang", "message": "must be da or en"})
+    report = {key: value for key, value in body.items() if key not in _EXPLAIN_OPTIONS}
+    candidate: Candidate | None = None
+    try:
+        if "event" in report:
+            errors += [
+                {"field": name, "message": "unknown field beside event"} for name in sorted(report) if name != "event"
+            ]
+            candidate = candidate_from_event(report["event"])
+        else:
+            candidate = ExplainFields.model_validate(report).candidate()
+    except ValidationError as exc:
+        errors += [
+            {**error, "field": _event_field(error["field"]) if "event" in report else error["field"]}
+            for error in field_errors(exc)
+        ]
+    except NotAReport as exc:
+        errors.append({"field": "event.type", "message": str(exc)})
+    if errors or candidate is None:
+        return problem(400, "Invalid request", "the report has invalid fields", slug="validation", errors=errors)
+    deps = current_deps()
+    explanation = explain_report(candidate, mappings=deps.mappings, settings=deps.settings, sprints=NoSprints())
+    return _json(explanation_json(explanation, lang=lang))
+
+
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _event_field(field: str) -> str:
+    """A field of the chatbot event, named from the body's root (``event.report.title``)."""
+    return "event" if field == "(body)" else f"event.{field}"
 
 
 def _email(value: str) -> str | Response:
