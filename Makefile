@@ -18,8 +18,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 venv: $(BIN)/.installed
 
 ## Set up, migrate, and start web + worker (and the tracker sandbox when no tracker is configured).
+## The console shows the bridge's events and warnings; VERBOSE=1 adds every task and request.
 run: venv
-	$(BIN)/python -m bridge.devserver
+	$(BIN)/python -m bridge.devserver $(if $(filter-out 0,$(VERBOSE)),--verbose)
 
 ## The whole test suite: unit, integration (SQLite, PostgreSQL, Redis, SMTP, IMAP) and end-to-end.
 test: venv test-deps

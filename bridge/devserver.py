@@ -3,20 +3,26 @@
 Starts the web process (gunicorn) and the worker on SQLite; when neither GitLab nor Jira
 is configured it also starts the tracker sandbox and points the bridge at it. Ctrl-C
 stops everything.
+
+The console shows the bridge's own events and everyone's warnings; ``--verbose`` (``make run
+VERBOSE=1``) adds huey's line per task, gunicorn's start-up lines and the sandbox's access log.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.adapters.store.db import upgrade
 from bridge.bootstrap import load_configuration
+from bridge.config import Settings
 from bridge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +73,13 @@ def curl_example(port: str, secret: str) -> str:
     )
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    args = argparse.ArgumentParser(
+        prog="python -m bridge.devserver", description="make run: the whole bridge on one machine."
+    )
+    args.add_argument("--verbose", action="store_true", help="also huey's, gunicorn's and the sandbox's routine lines")
+    verbose = args.parse_args(argv).verbose
+
     env = dict(os.environ)
     for key, value in DEV_DEFAULTS.items():
         env.setdefault(key, value)
@@ -75,6 +87,9 @@ def main() -> int:
     if sandbox_mode:
         env.update(SANDBOX_ENV)
     env.setdefault("BIND", f"127.0.0.1:{env['PORT']}")
+    env.setdefault("BRIDGE_PUBLIC_URL", f"http://127.0.0.1:{env['PORT']}")  # status links on this PORT
+    if not verbose:
+        env.setdefault("LOG_LEVELS", "huey=WARNING")  # the bridge logs each job itself (job.done, job.retry)
     os.environ.update(env)
 
     try:
@@ -84,46 +99,71 @@ def main() -> int:
         return 2
     upgrade(settings.database_url)
 
-    python = sys.executable
     children: list[subprocess.Popen[bytes]] = []
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+    try:
+        return _serve(children, settings, env, sandbox_mode=sandbox_mode, verbose=verbose)
+    except KeyboardInterrupt:
+        return _stop(children, 0)
+
+
+def _spawn(children: list[subprocess.Popen[bytes]], command: list[str], env: dict[str, str]) -> None:
+    # Each child in a process group of its own: Ctrl-C reaches only this process, which then stops
+    # the children with SIGTERM (gunicorn's gevent workers print a traceback when they get SIGINT).
+    children.append(subprocess.Popen(command, cwd=ROOT, env=env, process_group=0))
+
+
+def _serve(
+    children: list[subprocess.Popen[bytes]],
+    settings: Settings,
+    env: dict[str, str],
+    *,
+    sandbox_mode: bool,
+    verbose: bool,
+) -> int:
+    python = sys.executable
     if sandbox_mode:
-        children.append(
-            subprocess.Popen(
-                [
-                    python,
-                    "-m",
-                    "sandbox",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(SANDBOX_PORT),
-                    "--gitlab-token",
-                    SANDBOX_ENV["GITLAB_TOKEN"],
-                    "--jira-user",
-                    SANDBOX_ENV["JIRA_USER"],
-                    "--jira-token",
-                    SANDBOX_ENV["JIRA_API_TOKEN"],
-                    "--gitlab-webhook-url",
-                    f"http://127.0.0.1:{env['PORT']}/webhooks/gitlab",
-                    "--gitlab-webhook-secret",
-                    SANDBOX_ENV["GITLAB_WEBHOOK_SECRET"],
-                    "--jira-webhook-url",
-                    f"http://127.0.0.1:{env['PORT']}/webhooks/jira",
-                    "--jira-webhook-secret",
-                    SANDBOX_ENV["JIRA_WEBHOOK_SECRET"],
-                ],
-                cwd=ROOT,
-                env=env,
-            )
+        _spawn(
+            children,
+            [
+                python,
+                "-m",
+                "sandbox",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(SANDBOX_PORT),
+                "--gitlab-token",
+                SANDBOX_ENV["GITLAB_TOKEN"],
+                "--jira-user",
+                SANDBOX_ENV["JIRA_USER"],
+                "--jira-token",
+                SANDBOX_ENV["JIRA_API_TOKEN"],
+                "--gitlab-webhook-url",
+                f"http://127.0.0.1:{env['PORT']}/webhooks/gitlab",
+                "--gitlab-webhook-secret",
+                SANDBOX_ENV["GITLAB_WEBHOOK_SECRET"],
+                "--jira-webhook-url",
+                f"http://127.0.0.1:{env['PORT']}/webhooks/jira",
+                "--jira-webhook-secret",
+                SANDBOX_ENV["JIRA_WEBHOOK_SECRET"],
+                *([] if verbose else ["--quiet"]),
+            ],
+            env,
         )
         if not _wait_for(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/state"):
             print("the tracker sandbox did not start", file=sys.stderr)
             return _stop(children, 1)
-    children.append(
-        subprocess.Popen([python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env)
-    )
-    children.append(subprocess.Popen([python, "-m", "bridge.worker"], cwd=ROOT, env=env))
+    # Requests here take milliseconds: a short graceful timeout lets Ctrl-C stop the web process at once.
+    gunicorn = [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--graceful-timeout", "2"]
+    _spawn(children, [*gunicorn, *([] if verbose else ["--log-level", "warning"]), "wsgi:app"], env)
+    _spawn(children, [python, "-m", "bridge.worker"], env)
     if not _wait_for(f"http://127.0.0.1:{env['PORT']}/healthz"):
         print("the web process did not start", file=sys.stderr)
         return _stop(children, 1)
@@ -138,16 +178,14 @@ def main() -> int:
         print(f"mode: REAL TRACKER - default tracker {tracker}")
     print("send a signed report (paste into a shell):\n")
     print(curl_example(env["PORT"], settings.chatbot.signing_secrets[0]))
+    if not verbose:
+        print("\nbelow: the bridge's events and any warnings (`make run VERBOSE=1` shows every task and request)")
     print("=" * 78 + "\n", flush=True)
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("a process exited; stopping the others", file=sys.stderr)
-        return _stop(children, 1)
-    except KeyboardInterrupt:
-        return _stop(children, 0)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    print("a process exited; stopping the others", file=sys.stderr)
+    return _stop(children, 1)
 
 
 def _stop(children: list[subprocess.Popen[bytes]], code: int) -> int:

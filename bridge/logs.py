@@ -84,8 +84,25 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
-    """``LOG_FORMAT=json|console`` (default: console on a terminal, else JSON), ``LOG_LEVEL``."""
+def logger_levels(spec: str) -> dict[str, int]:
+    """``LOG_LEVELS``: comma-separated ``logger=LEVEL`` pairs, e.g. ``huey=WARNING`` (a logger's
+    level also applies to the loggers below it: ``huey`` covers ``huey.consumer``)."""
+    known = logging.getLevelNamesMapping()
+    levels: dict[str, int] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, _, level = (text.strip() for text in item.partition("="))
+        if not name or level.upper() not in known:
+            raise ValueError(f"LOG_LEVELS: {item!r} is not logger=LEVEL (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+        levels[name] = known[level.upper()]
+    return levels
+
+
+def configure_logging(fmt: str | None = None, level: str | None = None, levels: str | None = None) -> None:
+    """``LOG_FORMAT=json|console`` (default: console on a terminal, else JSON), ``LOG_LEVEL``, and
+    ``LOG_LEVELS`` for single loggers (``make run`` quiets huey's per-task lines with it)."""
+    overrides = logger_levels(levels if levels is not None else os.environ.get("LOG_LEVELS", ""))
     fmt = fmt or os.environ.get("LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
@@ -93,3 +110,5 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+    for name, number in overrides.items():
+        logging.getLogger(name).setLevel(number)
