@@ -826,6 +826,20 @@ def test_no_sender_is_rejected_and_kept(client: FlaskClient, deps: Deps) -> None
     assert tickets(deps) == []
 
 
+def test_a_sender_address_no_email_can_be_sent_to_is_rejected(client: FlaskClient, deps: Deps) -> None:
+    """From ``x@kunde.dk.`` (a trailing dot): no ticket whose every email would fail; rejected with the
+    reason, kept for an operator; the next email is processed as usual."""
+    post_raw(client, mail(sender="Anna <x@kunde.dk.>", message_id="<dot@mail.kunde.dk>"))
+    post_raw(client, mail(message_id="<ok@mail.kunde.dk>"))
+    drain(deps)
+    refused, fine = emails(deps)
+    assert refused.state == "rejected"
+    assert (refused.reason or "").startswith("the sender address is not valid: ")
+    assert "x@kunde.dk" not in (refused.reason or "")
+    assert fine.state == "ticket"
+    assert [t.reporter_email for t in tickets(deps)] == ["anna@kunde.dk"]
+
+
 def test_an_empty_message_is_rejected(client: FlaskClient, deps: Deps) -> None:
     """No subject, no text, no attachments: rejected as having no text at all."""
     post_raw(client, b"From: anna@kunde.dk\r\nMessage-ID: <empty@k.dk>\r\n\r\n")

@@ -15,6 +15,7 @@ from bridge.adapters.store.models import Job, Notification, Ticket
 from bridge.bootstrap import Deps
 from bridge.domain import Status
 from bridge.errors import PermanentError, RetryableError
+from bridge.pipeline.intake.chatbot import open_ticket
 from bridge.tracking import status_signature, status_url, unsubscribe_url
 from tests.conftest import NEXT, Clock, post_event, report_event
 from tests.fakes import RecordingMailer
@@ -354,6 +355,42 @@ def test_permanent_mail_failure_dead_letters_and_a_replay_sends_it(
 
 def unsubscribe_path(deps: Deps, tracking_id: str) -> str:
     return unsubscribe_url("", deps.secret_key, tracking_id)
+
+
+def test_an_email_that_cannot_be_addressed_is_a_dead_letter_at_once(
+    deps: Deps, mailer: RecordingMailer, clock: Clock
+) -> None:
+    """A ticket stored before addresses were checked, with ``x@kunde.dk.``: building To: fails, and
+    always will, so the acknowledgement is dead after one attempt (not retried for 72 h), with a
+    reason that names the ticket and not the address."""
+    now = clock.now
+    ticket = Ticket(
+        status=Status.RECEIVED.value,
+        channel="chatbot",
+        locale="da",
+        reporter_email="x@kunde.dk.",
+        reporter_name="Anna Jensen",
+        title="Chat-widget indlæses ikke",
+        description="Siden viser kun en spinner.",
+        environment={},
+        attachments=[],
+        reply_token="b" * 32,
+        created_at=now,
+        updated_at=now,
+    )
+    with deps.store.session() as session:
+        open_ticket(deps.store, session, ticket, now)
+    (ack,) = [j for j in deps.store.jobs() if j.kind == "notify"]
+
+    deps.runner.run(ack.id)
+
+    job = deps.store.job(ack.id)
+    assert job is not None
+    assert (job.state, job.attempts) == ("dead", 1)
+    assert ticket.tracking_id in (job.last_error or "")
+    assert "cannot address the email" in (job.last_error or "")
+    assert "kunde.dk" not in (job.last_error or "")
+    assert mailer.sent == []
 
 
 def test_muted_ticket_gets_no_email(client: FlaskClient, deps: Deps, mailer: RecordingMailer, clock: Clock) -> None:

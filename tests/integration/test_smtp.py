@@ -240,6 +240,20 @@ def test_recipient_refused_with_550_is_permanent_without_the_address(serve: Any,
     assert "s***@kunde.dk" in str(caught.value)
 
 
+def test_a_message_smtplib_cannot_write_is_permanent_without_the_address(serve: Any, message: EmailMessage) -> None:
+    """A message the library refuses to write as it stands (here two Resent- blocks) is a dead letter
+    at once, not an unexpected crash retried for 72 h; the error names no address."""
+    message["Resent-Date"] = "Wed, 25 Nov 2026 10:00:00 +0100"
+    message["Resent-Date"] = "Wed, 25 Nov 2026 10:05:00 +0100"
+    handler = Recorder()
+    port = serve(handler)
+    with pytest.raises(PermanentError) as caught:
+        SmtpMailer(host="127.0.0.1", port=port, starttls=False).send(message)
+    assert "cannot be written" in str(caught.value)
+    assert REPORTER.split("@")[0] not in str(caught.value)
+    assert handler.envelopes == []
+
+
 def test_greylisting_451_at_rcpt_is_retryable(serve: Any, message: EmailMessage) -> None:
     """451 for the recipient (greylisting): RetryableError."""
     handler = Recorder()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from email.errors import MessageError
 from email.message import EmailMessage
 
 from bridge.adapters.mail import mask_address, mask_addresses
@@ -67,7 +68,13 @@ class SmtpMailer:
                     stage = "login"
                     smtp.login(self._username, self._password or "")
                 stage = "send"
-                refused = smtp.send_message(message)
+                try:
+                    refused = smtp.send_message(message)
+                except (MessageError, ValueError) as exc:  # UnicodeError is a ValueError
+                    # The message cannot be written as it stands (a header no policy can fold, an
+                    # address it cannot encode): it never will be, so no retries. Only the type: the
+                    # text may quote the address.
+                    raise PermanentError(f"{where}: the message cannot be written: {type(exc).__name__}") from None
             finally:
                 _close(smtp)
         except smtplib.SMTPRecipientsRefused as exc:

@@ -5,7 +5,6 @@ Nothing here calls a tracker: a report is stored and queued, then answered.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from bridge.adapters.store.models import Delivery, Followup, Ticket
 from bridge.adapters.store.repository import Accepted, KeyReused, Store
 from bridge.domain import Channel, Status
-from bridge.pipeline.intake.fields import CheckedInput
+from bridge.pipeline.intake.fields import CheckedInput, EmailAddress
 from bridge.tracking import is_tracking_id, new_tracking_id
 
 CHATBOT = "chatbot"
@@ -27,8 +26,6 @@ FILE_TICKET = "file_ticket"
 APPLY_FOLLOWUP = "apply_followup"
 FETCH_ATTACHMENTS = "fetch_attachments"
 SUPPORTED_LOCALES = ("da", "en")
-
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 RequiredText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -39,17 +36,10 @@ class _In(CheckedInput):
 
 
 class ReporterIn(_In):
-    email: Annotated[str, StringConstraints(max_length=320)]
+    email: EmailAddress
     name: Text | None = None
     locale: Text | None = None
     organization: Text | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not _EMAIL.match(value):
-            raise ValueError("not a valid email address")
-        return value
 
 
 class AttachmentIn(_In):
@@ -99,7 +89,7 @@ class ReportCreated(_In):
 
 
 class FollowupReporter(_In):
-    email: Annotated[str, StringConstraints(max_length=320)]
+    email: EmailAddress
 
 
 class ReportFollowup(_In):

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -520,8 +521,10 @@ class Notifier:
                 display_name=" ".join((ticket.reporter_name or "").split()), addr_spec=ticket.reporter_email.strip()
             )
             message["Reply-To"] = reply_to
-        except (ValueError, IndexError, TypeError) as exc:
-            # Never the address itself in the error: it ends up in logs and the dead-letter list.
+        except (MessageError, ValueError, IndexError, TypeError) as exc:
+            # An address no header can hold (``x@kunde.dk.`` raises HeaderParseError) never will:
+            # a dead letter now, not 72 h of retries. Never the address itself in the error: it
+            # ends up in logs and the dead-letter list.
             raise PermanentError(f"{ticket.tracking_id}: cannot address the email: {type(exc).__name__}") from None
         message["Subject"] = f"[{ticket.tracking_id}] {rendered.subject}"
         message["Date"] = format_datetime(self._now())

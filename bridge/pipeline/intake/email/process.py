@@ -52,6 +52,7 @@ from bridge.pipeline.intake.email import parse as email_parse
 from bridge.pipeline.intake.email import providers as email_providers
 from bridge.pipeline.intake.email.message import ParsedEmail
 from bridge.pipeline.intake.email.rules import ReplyVerdict, locale_for, organization_for, read_reply
+from bridge.pipeline.intake.fields import address_problem
 from bridge.tracking import is_tracking_id
 
 log = logging.getLogger(__name__)
@@ -394,6 +395,9 @@ class EmailProcessor:
 
         if not (parsed.subject.strip() or parsed.body.strip() or parsed.full_body.strip() or parsed.attachments):
             return Outcome(state=REJECTED, reason="no text at all: empty subject and body, no attachments")
+        invalid = address_problem(sender)
+        if invalid is not None:  # the reporter could never be written to (the acknowledgement would fail for days)
+            return Outcome(state=REJECTED, reason=f"the sender address is not valid: {invalid}")
         limit = self._settings.intake.new_tickets_per_sender_hour
         if email.released_at is None and self._recent_tickets(session, sender, now) >= limit:
             return Outcome(state=HELD, reason=f"more than {limit} new tickets in an hour from {sender}")
