@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.pipeline.intake.email.parse import parse_rfc822, strip_reply
+from bridge.pipeline.intake.email.parse import html_to_text, parse_rfc822, strip_reply
 from tests.property.conftest import PROPERTY, REPO
 
 CORPUS = REPO / "tests" / "corpus" / "email"
@@ -112,6 +112,25 @@ def test_strip_reply_never_returns_nothing(text: str) -> None:
     assert result
     if text.strip():
         assert result.strip()
+
+
+HTML_PIECES = st.sampled_from(
+    ["<p>", "</p>", "<div>", "</div>", "<br>", "<blockquote>", "</blockquote>", "<a href='https://x'>", "</a>",
+     "<ol>", "<li>", "<pre>", "</pre>", "<script>", "</script>", "<td>", "&nbsp;", "<", ">", "\n", " ", "hej"]
+)  # fmt: skip
+
+
+@PROPERTY
+@given(
+    pieces=st.lists(
+        st.one_of(HTML_PIECES, st.text(st.characters(blacklist_characters="<>&"), max_size=10)), max_size=60
+    )
+)
+def test_html_to_text_keeps_plain_words(pieces: list[str]) -> None:
+    """Any tag soup reads without raising; a word outside <script> and tags survives it."""
+    html = "".join(pieces)
+    text = html_to_text(html + "<p>slutord</p>")
+    assert "slutord" in text or "<script" in html
 
 
 # Left out: what the reader removes on purpose (control characters, BOM, non-characters), surrogates

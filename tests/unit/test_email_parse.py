@@ -471,6 +471,27 @@ def test_html_pre_keeps_lines() -> None:
     assert html_to_text("<pre>a  b\nc</pre>") == "a  b\nc"
 
 
+@pytest.mark.parametrize(
+    ("html", "starts"),
+    [
+        ("<p>hej</p>" + "<div>\n</div>\n" * 40_000, "hej"),
+        ("<p>hej</p><table>" + "<tr><td>" * 60_000, "hej"),
+        ("<p>hej</p>" + '<a href="https://x.example">x' * 20_000 + "</a>" * 20_000, "hej"),
+        ("<p>hej</p>" + "<svg>" * 100_000 + "</div>" * 100_000, "hej"),
+        ("<p>hej</p>" + "<blockquote>x" * 30_000, "hej"),
+    ],
+    ids=["empty-blocks", "table-cells", "nested-links", "nested-skipped", "nested-quotes"],
+)
+def test_html_hostile_nesting_is_linear(html: str, starts: str) -> None:
+    """Whitespace-only blocks, cells, nested links, skipped and quoted elements by the ten thousand are
+    read in linear time (each took 20 s to minutes when every tag re-read the line so far)."""
+    started = time.monotonic()
+    text = html_to_text(html)
+    assert time.monotonic() - started < 5
+    assert text.startswith(starts)
+    assert not any(line.startswith("> " * 21) for line in text.split("\n"))  # quote marks stop at 20 levels
+
+
 # --------------------------------------------------------------------------------------------------
 # Quoted replies and signatures
 
@@ -499,6 +520,13 @@ def test_html_pre_keeps_lines() -> None:
 def test_strip_reply(text: str, expected: str) -> None:
     """Quotes, attributions, Outlook blocks and signatures go (English and Danish); forwards ("") and prose stay."""
     assert strip_reply(text) == (expected or text)
+
+
+def test_strip_reply_is_linear_in_blank_lines() -> None:
+    """600,000 blank lines before the text strip in linear time (dropping them one by one took 20 s)."""
+    started = time.monotonic()
+    assert strip_reply("\n" * 600_000 + "Tekst") == "Tekst"
+    assert time.monotonic() - started < 5
 
 
 def test_forwarded_outlook_mail_is_not_stripped() -> None:

@@ -367,14 +367,21 @@ _PARAGRAPH_TAGS = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6"])
 _SKIP_TAGS = frozenset(["script", "style", "head", "title", "noscript", "template", "svg", "object", "iframe"])
 _LINK_SCHEMES = ("http://", "https://", "ftp://", "mailto:")
 _UNCLOSED_TAG = re.compile(r"<(?![^<>]*>)")
+_MAX_QUOTE_PREFIX = 20
+"""Blockquotes deeper than this get no more "> " (100,000 nested blockquotes would write 10^10 characters)."""
 
 
 class _TextMaker(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.lines: list[str] = []
+        # The text of the current line. Whether it holds anything is tracked as it grows, so that asking
+        # stays O(1): joining it at every tag is quadratic when it holds only whitespace for a long time.
         self.buffer: list[str] = []
-        self.skipping: list[str] = []
+        self.buffer_visible = False  # holds a character str.strip() keeps
+        self.buffer_content = False  # holds a character other than ASCII whitespace (an &nbsp; counts)
+        self.skipping: list[str] = []  # open <script>, <style>... (their text is dropped)
+        self.skip_counts: dict[str, int] = {}
         self.quote_depth = 0
         self.pre = 0
         self.lists: list[int | None] = []  # None for <ul>, the next number for <ol>
@@ -382,34 +389,57 @@ class _TextMaker(HTMLParser):
         self.paragraphs: list[bool] = []  # per open <p>/<h*>: ends with a blank line?
 
     # -- output
+    def _append(self, text: str) -> None:
+        self.buffer.append(text)
+        if not self.buffer_content and text.strip(" \t\r\n\f"):
+            self.buffer_content = True
+        if not self.buffer_visible and text.strip():
+            self.buffer_visible = True
+
+    def _prefix(self) -> str:
+        return "> " * min(self.quote_depth, _MAX_QUOTE_PREFIX)
+
     def _flush(self, keep_empty: bool = False) -> None:
         raw = "".join(self.buffer)
         self.buffer = []
+        self.buffer_visible = self.buffer_content = False
         rows = [row.rstrip() for row in raw.split("\n")] if self.pre else [re.sub(r"\s+", " ", raw).strip()]
-        prefix = "> " * self.quote_depth
+        prefix = self._prefix()
         for row in rows:
             if row or keep_empty or (not self.pre and "\xa0" in raw):
                 self.lines.append((prefix + row).rstrip() if row else prefix.rstrip())
 
     def _break(self) -> None:
-        if "".join(self.buffer).strip():
+        if self.buffer_visible:
             self._flush()
 
     def _paragraph(self) -> None:
         self._break()
         if self.lines and self.lines[-1].strip("> "):
-            self.lines.append(("> " * self.quote_depth).rstrip())
+            self.lines.append(self._prefix().rstrip())
+
+    def _skip(self, tag: str) -> None:
+        self.skipping.append(tag)
+        self.skip_counts[tag] = self.skip_counts.get(tag, 0) + 1
+
+    def _end_skip(self, tag: str) -> None:
+        if not self.skip_counts.get(tag):
+            return
+        while self.skipping:
+            top = self.skipping.pop()
+            self.skip_counts[top] -= 1
+            if top == tag:
+                break
 
     # -- parser callbacks
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "body":
+        if tag == "body" and (self.skip_counts.get("head") or self.skip_counts.get("title")):
             self.skipping = [t for t in self.skipping if t not in ("head", "title")]
-        if self.skipping:
-            if tag in _SKIP_TAGS:
-                self.skipping.append(tag)
-            return
+            self.skip_counts["head"] = self.skip_counts["title"] = 0
         if tag in _SKIP_TAGS:
-            self.skipping.append(tag)
+            self._skip(tag)
+            return
+        if self.skipping:
             return
         attributes = {name: value or "" for name, value in attrs}
         classes = (attributes.get("class", "") + " " + attributes.get("id", "")).lower()
@@ -434,10 +464,12 @@ class _TextMaker(HTMLParser):
                 number = self.lists[-1]
                 marker = f"{number}. "
                 self.lists[-1] = number + 1
-            self.buffer.append(marker)
+            self._append(marker)
         elif tag in ("td", "th"):
-            self.buffer.append(" ")
+            self._append(" ")
         elif tag == "a":
+            if self.links:  # <a> inside <a> is not HTML: the open one ends here, as in a browser
+                self.handle_endtag("a")
             self.links.append((attributes.get("href", "").strip(), len(self.lines), len(self.buffer)))
         elif tag in _PARAGRAPH_TAGS:
             # Outlook writes every line as <p class=MsoNormal> with no margin: a line, not a paragraph.
@@ -457,16 +489,14 @@ class _TextMaker(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if self.skipping:
-            if tag in self.skipping:
-                while self.skipping and self.skipping.pop() != tag:
-                    pass
+            self._end_skip(tag)
             return
         if tag == "a" and self.links:
             href, line_count, index = self.links.pop()
             text = re.sub(r"\s+", " ", "".join(self.buffer[index:])).strip() if line_count == len(self.lines) else ""
             target = href[len("mailto:") :] if href.lower().startswith("mailto:") else href
             if text and href.lower().startswith(_LINK_SCHEMES) and target.lower() != text.lower():
-                self.buffer.append(f" ({href})")
+                self._append(f" ({href})")
         elif tag == "blockquote":
             self._break()
             self.quote_depth = max(0, self.quote_depth - 1)
@@ -486,13 +516,12 @@ class _TextMaker(HTMLParser):
             self._end_block()
 
     def _end_block(self) -> None:
-        joined = "".join(self.buffer)
-        if joined.strip(" \t\r\n\f"):  # text, or an Outlook "&nbsp;" paragraph (an intended blank line)
+        if self.buffer_content:  # text, or an Outlook "&nbsp;" paragraph (an intended blank line)
             self._flush()
 
     def handle_data(self, data: str) -> None:
         if not self.skipping:
-            self.buffer.append(data)
+            self._append(data)
 
     def text(self) -> str:
         self._break()
@@ -636,9 +665,8 @@ def strip_reply(text: str) -> str:
             break
     while kept and _DECORATION.match(kept[-1]):
         kept.pop()
-    while kept and not kept[0].strip():
-        kept.pop(0)
-    result = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in kept)).strip("\n")
+    first = next((index for index, line in enumerate(kept) if line.strip()), len(kept))
+    result = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in kept[first:])).strip("\n")
     return result if result.strip() else text
 
 
