@@ -65,6 +65,12 @@ TABLE = {
         body="Rabatten på 50 € bliver ikke trukket fra \u2013 kunden får \u201cfejl\u201d.",
         language="da",
     ),
+    "body_utf8_label_latin1.eml": Expect(
+        subject="Bekræftelsen mangler",
+        body="Kunden får ingen ordrebekræftelse på e-mail, når betalingen er gennemført.",
+        language="da",
+        problem="declared 'iso-8859-1' but has UTF-8 text",
+    ),
     "mixed_encoded_words.eml": Expect(
         subject="Re: blåbærgrød er \u201ckold\u201d", body="Grøden er kold, når den bliver leveret.", language="da"
     ),
@@ -724,11 +730,16 @@ def test_message_ids(value: str, expected: tuple[str, ...]) -> None:
         ("blåbær".encode(), "us-ascii", "blåbær", True),
         (b"abc", "zlib", "abc", True),
         ("Como usted pidió".encode("cp850"), "cp850", "Como usted pidió", False),
+        ("blåbær".encode(), "iso-8859-1", "blåbær", True),
+        ("Pris 50 € \u2013 “tilbud”".encode(), "windows-1252", "Pris 50 € \u2013 “tilbud”", True),
+        ("Pris 50 €".encode("iso8859-15"), "iso-8859-15", "Pris 50 €", False),
+        ("Pris 50 € \u2013 “tilbud”".encode("cp1252"), None, "Pris 50 € \u2013 “tilbud”", True),
+        ("blåbær".encode() + b"\xc3", None, "blåbær\ufffd", True),
     ],
 )
 def test_decode_bytes(data: bytes, charset: str, expected: str, problem: bool) -> None:
-    """Declared charset first, then UTF-8, then Windows-1252; every fallback is reported; codecs that are not
-    charsets (zlib) are refused."""
+    """Declared charset first (but valid UTF-8 labelled Latin-1/Windows-1252 is UTF-8), then UTF-8, then
+    Windows-1252; every fallback is reported; codecs that are not charsets (zlib) are refused."""
     problems: list[str] = []
     assert decode_bytes(data, charset, "body", problems) == expected
     assert bool(problems) is problem

@@ -118,6 +118,17 @@ Rabatten på 50 € bliver ikke trukket fra \u2013 kunden får \u201cfejl\u201d.
     )
 
     write(
+        "body_utf8_label_latin1.eml",
+        head("Bekræftelsen mangler", "20230505.4@kunde.dk")
+        + """Content-Type: text/plain; charset=iso-8859-1
+Content-Transfer-Encoding: 8bit
+
+Kunden får ingen ordrebekræftelse på e-mail, når betalingen er gennemført.
+""",
+        charset="utf-8",
+    )
+
+    write(
         "mixed_encoded_words.eml",
         """Message-ID: <mixed-words@kunde.dk>
 From: =?windows-1252?q?Mette_S=F8rensen?= <Mette.Sorensen@Kunde.DK>

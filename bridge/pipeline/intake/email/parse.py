@@ -103,7 +103,8 @@ def decode_bytes(data: bytes, charset: str | None, what: str, problems: list[str
     """Decode ``data`` in its declared charset, falling back to UTF-8, then Windows-1252/Latin-1.
 
     ISO-8859-1 and US-ASCII labels are read as Windows-1252, as browsers do (Outlook labels
-    Windows-1252 text as ISO-8859-1). Every fallback is recorded in ``problems``.
+    Windows-1252 text as ISO-8859-1). Valid UTF-8 under a US-ASCII, Latin-1 or Windows-1252 label is
+    read as UTF-8. Every fallback is recorded in ``problems``.
     """
     label = (charset or "").strip().strip("\"'").strip()
     if not label:
@@ -116,15 +117,19 @@ def decode_bytes(data: bytes, charset: str | None, what: str, problems: list[str
         text, used = _guess_decode(data)
         problems.append(f"{what}: unknown charset {label[:40]!r}; read as {used}")
         return text
-    if codec in ("iso8859-1", "ascii"):
-        if codec == "ascii" and not data.isascii():
+    if codec in ("iso8859-1", "ascii", "cp1252", "iso8859-15"):
+        # Valid UTF-8 with 8-bit bytes is UTF-8 whatever the label says (web forms and scripts send UTF-8
+        # labelled Latin-1): Latin-1 text is valid UTF-8 only in freak pairs such as "Ã¥".
+        if not data.isascii():
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 pass
             else:
-                problems.append(f"{what}: declared {label[:40]!r} but has 8-bit text; read as utf-8")
+                problems.append(f"{what}: declared {label[:40]!r} but has UTF-8 text; read as utf-8")
                 return text
+        if codec == "iso8859-15":
+            return data.decode(codec)
         try:
             return data.decode("cp1252")
         except UnicodeDecodeError:
