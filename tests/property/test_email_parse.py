@@ -12,6 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.pipeline.intake.email.language import guess_language
 from bridge.pipeline.intake.email.parse import html_to_text, parse_rfc822, strip_reply
 from tests.property.conftest import PROPERTY, REPO
 
@@ -112,6 +113,13 @@ def test_strip_reply_never_returns_nothing(text: str) -> None:
     assert result
     if text.strip():
         assert result.strip()
+
+
+@PROPERTY
+@given(content_language=st.none() | st.text(max_size=40), text=st.text(max_size=300))
+def test_guess_language_never_raises(content_language: str | None, text: str) -> None:
+    """Any Content-Language and any text (lone surrogates too) give ``da``, ``en`` or None."""
+    assert guess_language(content_language, text) in ("da", "en", None)
 
 
 HTML_PIECES = st.sampled_from(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from bridge.pipeline.intake.email import language
+from bridge.pipeline.intake.email.language import guess_language
 from bridge.pipeline.intake.email.parse import (
     MAX_HEADER_CHARS,
     automated_reason,
     decode_bytes,
     decode_header_value,
-    guess_language,
     html_to_text,
     message_ids,
     parse_rfc822,
@@ -183,6 +185,7 @@ TABLE = {
     "forward_as_attachment.eml": Expect(
         subject="Fwd: Fejlmeddelelse fra systemet",
         body="Se den videresendte mail nedenfor.",
+        language="da",
         attachments=("attachment-1.eml",),
     ),
     "outlook_da_text_en_label.eml": Expect(
@@ -528,6 +531,61 @@ def test_strip_reply(text: str, expected: str) -> None:
     assert strip_reply(text) == (expected or text)
 
 
+Q_DA = "> Hej Mette,\n>\n> Kan du prøve eksporten igen?\n>\n> Venlig hilsen\n> Support"
+Q_EN = "> Hi Anna,\n>\n> Could you try the export again?\n>\n> Best regards\n> Support"
+OLD_DA = "Hej Mette,\n\nKan du prøve eksporten igen?\n\nVenlig hilsen\nSupport"
+OLD_EN = "Hi Anna,\n\nCould you try the export again?\n\nBest regards\nSupport"
+NEW_DA = "Det virker stadig ikke. Jeg får samme fejl."
+NEW_EN = "It still fails with the same error."
+SIGN_DA = "Med venlig hilsen\nMette Hansen"
+SIGN_EN = "Best regards\nAnna Smith"
+HEAD_DA = "Fra: Support <support@example.com>\nSendt: 5. maj 2023 17:44\nTil: Mette Hansen <mette@kunde.dk>"
+HEAD_EN = "From: Support <support@example.com>\nSent: Friday, May 5, 2023 5:44 PM\nTo: Anna <anna@customer.example>"
+WROTE_DA = "Den 5. maj 2023 kl. 17.44 skrev Support <support@example.com>:"
+WROTE_EN = "On Fri, 5 May 2023 at 17:44, Support <support@example.com> wrote:"
+LINE = "_" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"{NEW_DA}\n\nDen fre. 5. maj 2023 kl. 17.44 skrev Support <support@example.com>:\n\n{Q_DA}", NEW_DA),
+        (f"{NEW_DA}\n\nDen fre. 5. maj 2023 kl. 17.44 skrev Bridge Support <\nsupport@example.com>:\n\n{Q_DA}", NEW_DA),
+        (f"{NEW_DA}\n\n{SIGN_DA}\n\n> {WROTE_DA}\n>\n{Q_DA}", f"{NEW_DA}\n\n{SIGN_DA}"),
+        (f"{NEW_DA}\n\nSendt fra min iPhone\n\n> {WROTE_DA}\n>\n{Q_DA}", NEW_DA),
+        (f"{NEW_DA}\n\nDen 05-05-2023 kl. 17:44 skrev Support:\n{Q_DA}", NEW_DA),
+        (f"{NEW_DA}\n\n{SIGN_DA}\n\n{LINE}\n{HEAD_DA}\nEmne: Rapport\n\n{OLD_DA}", f"{NEW_DA}\n\n{SIGN_DA}"),
+        (f"{NEW_DA}\n\n-----Oprindelig meddelelse-----\n{HEAD_DA}\nEmne: SV: Rapport\n\n{OLD_DA}", NEW_DA),
+        (f"{NEW_DA}\n\n{HEAD_DA}\nCc: Lars <lars@kunde.dk>\nEmne: Rapport\n\n{OLD_DA}", NEW_DA),
+        (f"{NEW_DA}\n\nFra: Support <s@x.dk>\nDato: 5. maj 2023 kl. 17.44\nTil: Mette\nEmne: R\n\n{OLD_DA}", NEW_DA),
+        (f"{NEW_DA}\n\nHent Outlook til iOS\n{LINE}\n{HEAD_DA}\nEmne: Rapport\n\n{OLD_DA}", NEW_DA),
+        (f"{NEW_DA}\n\n-- \nMette Hansen\nKunde A/S | Tlf. 12 34 56 78", NEW_DA),
+        (f"{WROTE_DA}\n{Q_DA}\n\n{NEW_DA}", NEW_DA),
+        ("> Hvilken browser?\nEdge.\n> Hvilken version?\n112.", "Edge.\n112."),
+        (f"Tak\n\n{WROTE_DA}\n{Q_DA}", "Tak"),
+        (f"Hej\n\n{NEW_DA}\n\n{SIGN_DA}", ""),
+        ("Det sker når jeg:\n- åbner rapporten\n- vælger maj\n- trykker Eksportér", ""),
+        ("Fejlen kommer fra: eksporten\nTil: alle brugere\nSendt: ikke endnu", ""),
+        (f"{NEW_EN}\n\n{WROTE_EN}\n\n{Q_EN}", NEW_EN),
+        (f"{NEW_EN}\n\nOn Fri, 5 May 2023 at 17:44, Bridge Support <\nsupport@example.com> wrote:\n\n{Q_EN}", NEW_EN),
+        (
+            f"{NEW_EN}\n\n{SIGN_EN}\n\n> On 5 May 2023, at 17:44, Support <s@x.com> wrote:\n>\n{Q_EN}",
+            f"{NEW_EN}\n\n{SIGN_EN}",
+        ),
+        (f"{NEW_EN}\n\nSent from my iPhone\n\n> On 5 May 2023, at 17:44, Support <s@x.com> wrote:\n{Q_EN}", NEW_EN),
+        (f"{NEW_EN}\n\n{SIGN_EN}\n\n{LINE}\n{HEAD_EN}\nSubject: Export\n\n{OLD_EN}", f"{NEW_EN}\n\n{SIGN_EN}"),
+        (f"{NEW_EN}\n\n-----Original Message-----\n{HEAD_EN}\nSubject: RE: Export\n\n{OLD_EN}", NEW_EN),
+        (f"{NEW_EN}\n\nGet Outlook for Android\n{LINE}\n{HEAD_EN}\nSubject: Export\n\n{OLD_EN}", NEW_EN),
+        (f"{WROTE_EN}\n{Q_EN}\n\n{NEW_EN}", NEW_EN),
+        (f"Hi\n\n{NEW_EN}\n\n{SIGN_EN}", ""),
+    ],
+)
+def test_strip_reply_as_mail_clients_write(text: str, expected: str) -> None:
+    """Replies as Gmail, Apple Mail, iPhone, Thunderbird and Outlook (desktop, web, Mac, mobile) write them
+    in Danish and English strip to the new text; sign-offs, lists and prose with "Fra:"/"Til:" stay ("")."""
+    assert strip_reply(text) == (expected or text)
+
+
 def test_strip_reply_is_linear_in_blank_lines() -> None:
     """600,000 blank lines before the text strip in linear time (dropping them one by one took 20 s)."""
     started = time.monotonic()
@@ -665,11 +723,36 @@ def test_priority_hint(subject: str, body: str, expected: str | None) -> None:
         ("de", "Hallo", None),
         ("en-US", "Hej\nVi kan ikke se vores fakturaer i portalen siden i går. Kan I hjælpe? Med venlig hilsen", "da"),
         ("en-US", "Hej, det virker ikke", "en"),
+        (None, "Sv: [SUP-17] Kan ikke logge ind\nTak, det virker nu.", "da"),
+        (None, "Re: Fejl\nSamme problem her.", "da"),
+        (None, "Faktura\nHvor finder jeg min faktura?", "da"),
+        (None, "Sv: Sag 18\nNej, den fejler stadig.", "da"),
+        (None, "Slet konto\nI bedes slette min konto.", "da"),
+        (None, "Login broken\nI cannot log in.", "en"),
+        (None, "Invoice\nWhere do I find my invoice?", "en"),
+        (None, "Password\nI forgot my password.", "en"),
+        (None, "Re: [SUP-17]\n+1", None),
+        (None, "SUP-4711\n12345", None),
+        (None, "Re: [SUP-9]\nhttps://portal.example.com/sag/17", None),
+        ("en-US", "Sync\nKalenderen synkroniserer ikke med Outlook længere.", "da"),
+        ("da-DK", "Email notifications\nWe receive no emails from the system.", "en"),
+        ("da-DK", "Re: [SUP-20] Eksport fejler\nThanks", "da"),
     ],
 )
 def test_guess_language(content_language: str | None, text: str, expected: str | None) -> None:
     """Content-Language decides unless the text is decisively the other language; else the text; else None."""
     assert guess_language(content_language, text) == expected
+
+
+def test_language_without_its_model_falls_back_to_content_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the language model cannot be loaded, Content-Language alone decides and nothing raises."""
+    monkeypatch.setattr(language, "_identifier", None)
+    monkeypatch.setattr(language, "_unavailable", False)
+    monkeypatch.setitem(sys.modules, "py3langid.langid", None)  # the import fails
+    text = "Hej\nVi kan ikke se vores fakturaer i portalen siden i går. Kan I hjælpe? Med venlig hilsen"
+    assert guess_language("en-US", text) == "en"
+    assert guess_language(None, text) is None
+    assert language._unavailable
 
 
 # --------------------------------------------------------------------------------------------------

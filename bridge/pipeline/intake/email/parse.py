@@ -1,7 +1,24 @@
 """One inbound email -> :class:`ParsedEmail`, plus the text rules every inbound path shares.
 
-Pure: no I/O, no clock, no network. Nothing here raises on bad input: a message that cannot be read
-completely gives what could be read, and ``ParsedEmail.problems`` says what was lost.
+Pure: no clock, no network, no I/O but the language model's one load (see ``language``). Nothing here
+raises on bad input: a message that cannot be read completely gives what could be read, and
+``ParsedEmail.problems`` says what was lost.
+
+Hand-written or library, as measured on the corpus, its tests and labelled Danish/English cases:
+
+- Charsets: ours. charset-normalizer 3.5 reads 283 of 395 labelled bodies right (ours 342) and fails 6
+  tests: short Windows-1252 Danish comes out as UTF-16, Big5 or cp1250 ("Blåbær" -> "求拥狦"). Limited to
+  Western charsets after our UTF-8 checks it reads unlabelled Mac Roman (0 -> 94 %) but misreads 10 % of
+  randomised Windows-1252 sentences (ours 0 %), the charset Danish mail actually has.
+- HTML to text: ours. inscriptis 2.7 fails 4 tests (blockquotes lose their "> ", so Gmail quotes stay in
+  the body; no signature mark; javascript: links shown) and drops text nested deeper than lxml's limit;
+  html2text 2025.4 fails 6 (Markdown escapes and indents) and takes over 300 s on 50,000 unclosed "<a ".
+  Ours: 73 µs per HTML part (inscriptis 87, html2text 167), linear on hostile nesting.
+- Reply stripping: ours. mail-parser-reply 1.36 fails 10 tests and strips 20 of 32 replies as mail
+  clients write them (ours 32; Danish 11 of 20): it misses "Søren skrev:", wrapped Gmail attributions,
+  bottom posting and "Sendt fra min iPhone", cuts prose at a "Til:" line, and one 8 KB line starting
+  "On " takes 5.6 s (backtracking, 5x per doubling). Ours: 24 µs per body (mail-parser-reply 139).
+- Language: py3langid (``language``): 71 of 79 short support texts named (our word lists: 56).
 
 The MIME structure is read with the stdlib parser under a :class:`~email.policy.Compat32` policy that
 caps every header at :data:`MAX_HEADER_CHARS`. ``email.policy.default`` parses header values eagerly
@@ -24,6 +41,7 @@ from email.policy import Compat32
 from email.utils import getaddresses
 from html.parser import HTMLParser
 
+from bridge.pipeline.intake.email.language import guess_language
 from bridge.pipeline.intake.email.message import EmailAttachment, ParsedEmail
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -752,7 +770,7 @@ def automated_reason(headers: Headers, subject: str, envelope_sender: str | None
 
 
 # --------------------------------------------------------------------------------------------------
-# Priority and language
+# Priority
 
 
 _TAG_WORDS = (
@@ -817,163 +835,6 @@ def _phrase(text: str) -> str | None:
         if not _negated(text, match.start(), match.end()):
             return _one_line(match.group(1))
     return None
-
-
-_DANISH_WORDS = frozenset(
-    [
-        "og",
-        "jeg",
-        "ikke",
-        "det",
-        "er",
-        "vi",
-        "har",
-        "kan",
-        "der",
-        "som",
-        "af",
-        "med",
-        "til",
-        "på",
-        "hej",
-        "tak",
-        "venlig",
-        "hilsen",
-        "mvh",
-        "virker",
-        "fejl",
-        "når",
-        "hvis",
-        "hvordan",
-        "hvad",
-        "kunne",
-        "skal",
-        "vil",
-        "også",
-        "eller",
-        "nu",
-        "mig",
-        "os",
-        "jer",
-        "mit",
-        "mine",
-        "vores",
-        "jeres",
-        "bliver",
-        "blev",
-        "siden",
-        "efter",
-        "igen",
-        "stadig",
-        "godt",
-        "ved",
-        "ingen",
-        "nogen",
-        "meget",
-        "lige",
-        "bare",
-        "venligst",
-        "kunde",
-        "kunder",
-        "fungerer",
-        "desværre",
-        "hilsner",
-        "dag",
-        "vores",
-        "sådan",
-    ]
-)
-_ENGLISH_WORDS = frozenset(
-    [
-        "the",
-        "and",
-        "is",
-        "are",
-        "it",
-        "to",
-        "of",
-        "not",
-        "this",
-        "that",
-        "we",
-        "you",
-        "have",
-        "has",
-        "can",
-        "with",
-        "please",
-        "thanks",
-        "thank",
-        "hello",
-        "does",
-        "doesn't",
-        "don't",
-        "when",
-        "what",
-        "my",
-        "our",
-        "your",
-        "error",
-        "works",
-        "working",
-        "work",
-        "would",
-        "could",
-        "should",
-        "there",
-        "from",
-        "after",
-        "again",
-        "still",
-        "but",
-        "be",
-        "was",
-        "were",
-        "an",
-        "on",
-        "in",
-        "regards",
-        "best",
-        "kind",
-        "dear",
-        "issue",
-        "problem",
-        "since",
-    ]
-)
-
-
-def _language_scores(text: str) -> tuple[int, int]:
-    words = re.findall(r"[a-zæøåéü']+", text[:20000].lower())
-    danish = sum(1 for w in words if w in _DANISH_WORDS) + 2 * sum(1 for w in words if re.search("[æøå]", w))
-    english = sum(1 for w in words if w in _ENGLISH_WORDS)
-    return danish, english
-
-
-def guess_language(content_language: str | None, text: str) -> str | None:
-    """``da`` or ``en``: from Content-Language, else from the text; None when unsure.
-
-    Text that is decisively in the other language wins over Content-Language, because Outlook labels
-    every message with the Office language (a Dane's Danish mail often says ``Content-Language: en-US``).
-    """
-    danish, english = _language_scores(text or "")
-    from_text: str | None = None
-    if max(danish, english) >= 2:
-        if danish > 2 * english:
-            from_text = "da"
-        elif english > 2 * danish:
-            from_text = "en"
-    decisive = from_text is not None and max(danish, english) >= 6 and max(danish, english) >= 4 * min(danish, english)
-    declared: str | None = None
-    if content_language:
-        first = re.split(r"[,;\s]+", content_language.strip().lower())[0]
-        primary = re.split(r"[-_]", first)[0]
-        declared = {"da": "da", "dk": "da", "en": "en"}.get(primary)
-        if declared is None:
-            return from_text if decisive else None
-    if declared is not None:
-        return from_text if decisive and from_text != declared else declared
-    return from_text
 
 
 # --------------------------------------------------------------------------------------------------
