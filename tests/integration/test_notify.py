@@ -350,6 +350,24 @@ def test_permanent_mail_failure_dead_letters_and_a_replay_sends_it(
     assert len(mailer.sent) == 1
 
 
+def test_list_unsubscribe_urls_stay_readable_on_the_wire(
+    client: FlaskClient, deps: Deps, mailer: RecordingMailer
+) -> None:
+    """A mail client reads the raw header: the mailto URL must not become RFC 2047 encoded-words,
+    which the default folding makes of any token longer than a line."""
+    ticket = submit(client, deps)
+    drain(deps)
+    raw = mailer.sent[0].as_bytes().decode("ascii")
+    header = re.search(r"^List-Unsubscribe: .*?\r\n(?! )", raw, re.MULTILINE | re.DOTALL)
+    assert header is not None
+    assert "=?" not in header.group(0)
+    mailto = f"<mailto:support+{ticket.reply_token}@example.com?subject=unsubscribe%20{ticket.tracking_id}>"
+    assert mailto in header.group(0)
+    unsubscribe = unsubscribe_url("https://bridge.example", deps.secret_key, ticket.tracking_id)
+    assert f"<{unsubscribe}>" in header.group(0)
+    assert all(len(line) <= 998 for line in raw.split("\r\n"))
+
+
 # --- muting and unsubscribing ---------------------------------------------------------------
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.errors import MessageError
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from types import TracebackType
@@ -513,8 +513,7 @@ class Notifier:
         reply_to = reply_address(self._mail_from, self._settings.mail.reply_to, ticket.reply_token)
         own_id = message_id(ticket.tracking_id, outgoing.notification_id, self._domain)
 
-        # policy=SMTP: CRLF line ends, non-ASCII headers as RFC 2047 encoded-words.
-        message = EmailMessage(policy=SMTP)
+        message = EmailMessage(policy=MAIL_POLICY)
         try:
             message["From"] = self._mail_from
             message["To"] = Address(
@@ -546,6 +545,29 @@ class Notifier:
         # After the parts exist: making the message multipart moves Content-* headers into the first part.
         message["Content-Language"] = context["locale"]
         return message
+
+
+class _UrlListHeader(UnstructuredHeader, BaseHeader):
+    """``List-Unsubscribe`` (RFC 2369): ASCII URLs in angle brackets, folded between the URLs only.
+
+    The default folding turns a token longer than a line into RFC 2047 encoded-words, and a mail
+    client cannot use an encoded ``mailto:``; RFC 5322 allows lines of up to 998 characters, which
+    each URL stays well within.
+    """
+
+    def fold(self, *, policy: Policy) -> str:
+        urls = [url.strip() for url in str(self).split(",") if url.strip()]
+        return f"{self.name}: " + f",{policy.linesep} ".join(urls) + policy.linesep
+
+
+def _mail_policy() -> Policy:
+    """SMTP (CRLF line ends, non-ASCII headers as RFC 2047 encoded-words) with URL lists kept readable."""
+    registry = HeaderRegistry()
+    registry.map_to_type("list-unsubscribe", _UrlListHeader)
+    return SMTP.clone(header_factory=registry)
+
+
+MAIL_POLICY = _mail_policy()
 
 
 def _newest(session: Session, note: Notification) -> int | None:
