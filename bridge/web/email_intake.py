@@ -29,13 +29,13 @@ from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.intake.email import providers as email_providers
 from bridge.pipeline.intake.email.process import Delivered, ReplayedToken, Stored, Unstorable
 from bridge.web.problems import problem
+from bridge.web.signed_form import SIGNATURE_FIELDS, Unverified, read_signed_form
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("email_intake", __name__)
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_SIGNATURE_FIELDS = ("timestamp", "token", "signature")
 
 
 class BadInput(Exception):
@@ -47,29 +47,32 @@ class BadInput(Exception):
 
 @bp.post("/webhooks/email/mailgun")
 def mailgun() -> Response:
+    """Authenticated before the body is trusted: by the shared token (header or query: checked
+    before anything is read), else by Mailgun's signature, whose fields are inside the body, so
+    that is streamed holding only them until they check out (``signed_form``); with neither a
+    token nor a signing key nothing is read at all."""
     deps = current_deps()
     intake = deps.settings.intake
     if request.mimetype not in _FORM_TYPES:
         return _unsupported("a Mailgun route forward is application/x-www-form-urlencoded or multipart/form-data")
-    body = _body(deps)
+    if _token_ok(deps):
+        body, replay_token = _body(deps), None  # the signature is not needed
+    elif not intake.mailgun_signing_key:
+        return _mailgun_unauthorized("no valid token was given, and no Mailgun signing key is configured")
+    else:
+        request.max_content_length = intake.max_email_bytes
+        try:
+            body, signature = read_signed_form(
+                request.stream,
+                content_type=request.content_type or "",
+                limit=intake.max_email_bytes,
+                verify=lambda fields: _mailgun_signature_ok(deps, fields),
+            )
+        except Unverified as exc:
+            return _mailgun_unauthorized(f"{exc}, and no valid token was given")
+        replay_token = _text(signature["token"])
     try:
         fields, files = _read_form(body)
-    except BadInput as exc:
-        if not _token_ok(deps):  # nothing to verify a signature against: tell a stranger nothing more
-            return _unauthorized("no valid Mailgun signature or token")
-        return _refuse_mailgun(str(exc))
-
-    token = _text(fields.get("token"))
-    signed = all(name in fields for name in _SIGNATURE_FIELDS)
-    if _token_ok(deps):
-        replay_token = None  # authenticated by the shared token; the signature is not needed
-    elif signed and intake.mailgun_signing_key and _mailgun_signature_ok(deps, fields):
-        replay_token = token
-    else:
-        log.info("email.rejected", extra={"source": "mailgun", "reason": "auth"})
-        return _unauthorized("the Mailgun signature is missing, wrong or stale, and no valid token was given")
-
-    try:
         delivered = _mailgun_delivered(fields, files)
     except BadInput as exc:
         return _refuse_mailgun(str(exc))
@@ -174,7 +177,7 @@ def _read_form(body: bytes) -> tuple[dict[str, bytes], list[email_providers.Form
 
 def _mailgun_delivered(fields: dict[str, bytes], files: list[email_providers.FormFile]) -> Delivered:
     # The signature fields are not part of the message (and would make every delivery look new).
-    fields = {k: v for k, v in fields.items() if k not in _SIGNATURE_FIELDS}
+    fields = {k: v for k, v in fields.items() if k not in SIGNATURE_FIELDS}
     stored = _stored(email_providers.mailgun_to_stored, fields, files)
     raw = _pop_raw(stored)
     if raw is None and not any(name in fields for name in ("from", "From", "body-plain", "message-headers")):
@@ -272,6 +275,11 @@ def _mailgun_signature_ok(deps: Deps, fields: dict[str, bytes]) -> bool:
 
 
 # --- answers ---------------------------------------------------------------------------------
+
+
+def _mailgun_unauthorized(detail: str) -> Response:
+    log.info("email.rejected", extra={"source": "mailgun", "reason": "auth"})
+    return _unauthorized(detail)
 
 
 def _unauthorized(detail: str) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -389,6 +390,125 @@ def test_mailgun_bad_signature_is_401(client: FlaskClient, deps: Deps) -> None:
     fields = mailgun_fields()
     fields["signature"] = mailgun_signature(fields["timestamp"], fields["token"], key="someone-else")
     assert post_mailgun(client, fields).status_code == 401
+    assert emails(deps) == []
+
+
+class CountingBody(io.RawIOBase):
+    """A request body produced as it is read, counting what the server read of it."""
+
+    def __init__(self, *parts: bytes, filler: int = 0, filler_at: int = 0) -> None:
+        self._parts = list(parts)
+        self._filler, self._filler_at = filler, filler_at
+        self.size = sum(len(p) for p in parts) + filler
+        self.read_bytes = 0
+        self._chunks = self._generate()
+        self._buffer = b""
+
+    def _generate(self) -> Iterator[bytes]:
+        for index, part in enumerate(self._parts):
+            if index == self._filler_at:
+                left = self._filler
+                while left:
+                    step = min(left, 1 << 20)
+                    yield b"A" * step
+                    left -= step
+            yield part
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        count = min(len(target), len(self._buffer))
+        target[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        self.read_bytes += count
+        return count
+
+
+def post_streamed(client: FlaskClient, body: CountingBody, content_type: str) -> Any:
+    """POST ``body`` as the WSGI input, as a server passes it on: read only as far as the app reads."""
+    return client.post(
+        "/webhooks/email/mailgun",
+        environ_overrides={
+            "wsgi.input": io.BufferedReader(body, buffer_size=1024),
+            "CONTENT_LENGTH": str(body.size),
+            "CONTENT_TYPE": content_type,
+        },
+    )
+
+
+def multipart_head_and_tail(fields: dict[str, str]) -> tuple[bytes, bytes]:
+    """A multipart body cut where a 20 MiB attachment's bytes go: (everything before, everything after)."""
+    body, _ = multipart(
+        [(k, v.encode(), None, None) for k, v in fields.items()] + [("attachment-1", b"@@", "big.bin", "x/y")]
+    )
+    head, tail = body.split(b"@@")
+    return head, tail
+
+
+def test_mailgun_with_a_wrong_signature_is_refused_before_the_rest_is_read(client: FlaskClient, deps: Deps) -> None:
+    """Signature fields first and wrong, then a 20 MiB attachment: 401 after reading little more than
+    the signature (the server never takes the 20 MiB in), nothing stored."""
+    fields = mailgun_fields()
+    signature = {k: fields.pop(k) for k in ("timestamp", "token", "signature")}
+    signature["signature"] = mailgun_signature(signature["timestamp"], signature["token"], key="someone-else")
+    head, tail = multipart_head_and_tail({**signature, **fields})
+    body = CountingBody(head, tail, filler=20 << 20, filler_at=1)
+    response = post_streamed(client, body, "multipart/form-data; boundary=xYzZY")
+    assert response.status_code == 401
+    assert body.read_bytes < 1 << 20
+    assert emails(deps) == []
+
+
+def test_mailgun_urlencoded_with_a_wrong_signature_is_refused_before_the_rest_is_read(
+    client: FlaskClient, deps: Deps
+) -> None:
+    """The same for an urlencoded forward: a long body-plain after a wrong signature is not read."""
+    fields = mailgun_fields()
+    fields["signature"] = "0" * 64
+    head = urlencode({k: fields[k] for k in ("timestamp", "token", "signature")}).encode() + b"&body-plain="
+    body = CountingBody(head, b"&from=x", filler=20 << 20, filler_at=1)
+    response = post_streamed(client, body, "application/x-www-form-urlencoded")
+    assert response.status_code == 401
+    assert body.read_bytes < 1 << 20
+
+
+def test_mailgun_without_a_token_or_a_signing_key_reads_nothing(make_deps: Callable[..., Deps]) -> None:
+    """No EMAIL_INBOUND_TOKEN presented and no signing key configured: nothing can authenticate the post,
+    so it is refused before a byte of it is read."""
+    deps = make_deps(intake={"email_inbound_token": TOKEN})
+    client = create_app(deps=deps).test_client()
+    head, tail = multipart_head_and_tail(mailgun_fields())
+    body = CountingBody(head, tail, filler=1 << 20, filler_at=1)
+    assert post_streamed(client, body, "multipart/form-data; boundary=xYzZY").status_code == 401
+    assert body.read_bytes == 0
+
+
+def test_mailgun_signature_fields_after_a_large_attachment_are_found(client: FlaskClient, deps: Deps) -> None:
+    """Mailgun does not promise where the signature fields are: after 5 MiB of attachment, a good
+    signature is still found, and the whole post is taken."""
+    fields = mailgun_fields()
+    signature = {k: fields.pop(k) for k in ("timestamp", "token", "signature")}
+    body, ctype = multipart(
+        [(k, v.encode(), None, None) for k, v in fields.items()]
+        + [("attachment-1", b"B" * (5 << 20), "big.bin", "application/octet-stream")]
+        + [(k, v.encode(), None, None) for k, v in signature.items()]
+    )
+    response = client.post("/webhooks/email/mailgun", data=body, headers={"Content-Type": ctype})
+    assert (response.status_code, response.get_json()["status"]) == (200, "stored")
+
+
+def test_mailgun_repeated_signature_fields_are_refused(client: FlaskClient, deps: Deps) -> None:
+    """A good signature plus a second ``token`` (so the replay check could be fed another one): 401."""
+    fields = [*mailgun_fields().items(), ("token", "f" * 50)]
+    body, ctype = multipart([(k, v.encode(), None, None) for k, v in fields])
+    response = client.post("/webhooks/email/mailgun", data=body, headers={"Content-Type": ctype})
+    assert response.status_code == 401
     assert emails(deps) == []
 
 
