@@ -50,6 +50,17 @@ class ProductRule(_Model):
     po_review: bool = False
 
 
+class Negations(_Model):
+    """Words that negate a phrase: ``before`` it ("ikke kritisk", "not so urgent": at most one word
+    between), or ``after`` it ("det haster ikke"). A negated phrase never raises the severity."""
+
+    before: list[str] = []
+    after: list[str] = []
+
+    _check_before = field_validator("before")(_phrases_ok)
+    _check_after = field_validator("after")(_phrases_ok)
+
+
 class SeverityRules(_Model):
     default: Severity = Severity.MEDIUM
     hotfix_severities: list[Severity] = [Severity.CRITICAL]
@@ -60,6 +71,7 @@ class SeverityRules(_Model):
     organization_tiers: dict[str, OrganizationTier] = {}
     organizations: dict[str, str] = {}
     products: dict[str, ProductRule] = {}
+    negations: Negations = Negations()
 
     @model_validator(mode="after")
     def _tiers_exist(self) -> SeverityRules:
