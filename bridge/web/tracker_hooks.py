@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.following.events import NotOurs, TrackerHook, parse_gitlab, parse_jira
 from bridge.pipeline.following.webhooks import accept_tracker_hook
 from bridge.web.problems import problem
+from bridge.web.strict_json import loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _rejected(tracker: str, reason: str) -> None:
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
-        payload = json.loads(body)
+        payload = loads_strict(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested JSON
         return None
     return payload if isinstance(payload, dict) else None
