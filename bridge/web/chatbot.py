@@ -18,6 +18,7 @@ from bridge.bootstrap import Deps, current_deps
 from bridge.limits import RateLimited, ReporterLimits
 from bridge.pipeline.intake.chatbot import ReportCreated, UnknownTicket, accept_followup, accept_report, chatbot_event
 from bridge.tracking import status_url
+from bridge.web.bodies import read_body
 from bridge.web.problems import problem
 from bridge.web.signatures import SignatureError, verify_chatbot_signature
 
@@ -42,7 +43,7 @@ def receive() -> Response:
     if request.mimetype != "application/json":
         return _rejected(415, "Unsupported Media Type", "send the event as application/json", slug="content-type")
     try:
-        body = request.get_data(cache=False)
+        body = read_body()
     except RequestEntityTooLarge:
         log.info("chatbot.rejected", extra={"reason": "too_large", "status": 413})
         metrics.report(CHANNEL, "rejected_too_large")

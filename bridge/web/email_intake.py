@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.intake.email import providers as email_providers
 from bridge.pipeline.intake.email.process import Delivered, ReplayedToken, Stored, Unstorable
+from bridge.web.bodies import read_body
 from bridge.web.problems import problem
 from bridge.web.signed_form import SIGNATURE_FIELDS, Unverified, read_signed_form
 
@@ -160,7 +161,7 @@ def _store(deps: Deps, delivered: Delivered, *, mailgun_token: str | None = None
 def _body(deps: Deps) -> bytes:
     """The request body, at most ``intake.max_email_bytes`` (413 problem above: raised by Werkzeug)."""
     request.max_content_length = deps.settings.intake.max_email_bytes
-    return request.get_data(cache=False)
+    return read_body()
 
 
 def _read_form(body: bytes) -> tuple[dict[str, bytes], list[email_providers.FormFile]]:

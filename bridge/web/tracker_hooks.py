@@ -18,6 +18,7 @@ from bridge import metrics
 from bridge.bootstrap import Deps, current_deps
 from bridge.pipeline.following.events import NotOurs, TrackerHook, parse_gitlab, parse_jira
 from bridge.pipeline.following.webhooks import accept_tracker_hook
+from bridge.web.bodies import read_body
 from bridge.web.problems import problem
 from bridge.web.strict_json import loads_strict
 
@@ -84,7 +85,7 @@ def _body(deps: Deps) -> bytes:
     """The request body, at most ``limits.tracker_webhook_max_bytes``: above, Werkzeug raises 413
     (a problem answer) from the Content-Length before reading anything."""
     request.max_content_length = deps.settings.limits.tracker_webhook_max_bytes
-    return request.get_data(cache=False)
+    return read_body()
 
 
 def _accept(deps: Deps, hook: TrackerHook, key: str) -> Response:

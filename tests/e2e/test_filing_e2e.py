@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import report_event
 from tests.e2e.harness import LEASE_SECONDS, Issue, Stack, new_event_id, wait_until
@@ -133,6 +134,12 @@ def test_bad_requests_are_refused_and_create_nothing(stack: Stack) -> None:
     incomplete = stack.post_raw(incomplete_body, stack.signed_headers(incomplete_body))
     huge_body = oversized_report_body()
     huge = stack.post_on_new_connection(huge_body, stack.signed_headers(huge_body))
+    # Chunked, so without Content-Length: the server must still see it is over the limit, not cut it.
+    chunks = (huge_body[i : i + 65536] for i in range(0, len(huge_body), 65536))
+    huge_chunked = requests.post(
+        f"{stack.web_url}/webhooks/chatbot", data=chunks, headers=stack.signed_headers(huge_body), timeout=10
+    )
+    assert huge_chunked.request.headers.get("Transfer-Encoding") == "chunked"
     plain = stack.post_raw(good, {**stack.signed_headers(good), "Content-Type": "text/plain"})
 
     answers = {
@@ -141,6 +148,7 @@ def test_bad_requests_are_refused_and_create_nothing(stack: Stack) -> None:
         "malformed": (malformed, 400),
         "incomplete": (incomplete, 400),
         "huge": (huge, 413),
+        "huge, chunked": (huge_chunked, 413),
         "text/plain": (plain, 415),
     }
     got = {name: response.status_code for name, (response, _) in answers.items()}
