@@ -150,8 +150,9 @@ class DeliverySettings(_Section):
     retry_horizon_hours: float = Field(72, gt=0)
     backoff_base_seconds: float = Field(5, gt=0)
     backoff_max_seconds: float = Field(1800, gt=0)
-    lease_seconds: float = Field(300, gt=0)
-    """A running job not finished after this long is considered lost (worker killed)."""
+    lease_seconds: float = Field(20, gt=0)
+    """A running job whose worker stopped renewing its lease for this long is considered lost (worker
+    killed) and runs again. Renewed every ``lease_seconds / 8`` while the job runs."""
     reconcile_minutes: int = Field(5, ge=1, le=59)
     """How often the trackers are asked what changed, in case a webhook was lost."""
 

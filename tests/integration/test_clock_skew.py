@@ -76,6 +76,25 @@ def test_a_lease_holds_against_a_worker_whose_clock_is_ahead(stores: Callable[..
 
     assert ahead.claim(job_id, lease=LEASE) is None
     assert ahead.jobs_to_sweep(grace=timedelta(seconds=30)) == []
+    assert ahead.release_expired_leases() == []
+
+
+def test_a_lease_renewed_from_a_host_behind_lasts_from_the_database_clock(stores: Callable[..., Store]) -> None:
+    """The heartbeat of a worker an hour behind extends the lease from the database's now: a worker an
+    hour ahead still takes nothing back (with its own clock it would)."""
+    behind, ahead = stores(-3600), stores(+3600)
+    job_id = new_email_job(behind)
+    claimed = behind.claim(job_id, lease=LEASE)
+    assert claimed is not None
+    assert claimed.claim_token is not None
+
+    assert behind.renew_leases({job_id: claimed.claim_token}, lease=LEASE) == {job_id}
+
+    assert ahead.release_expired_leases() == []
+    lease_until = behind.job(job_id).lease_until  # type: ignore[union-attr]
+    assert lease_until is not None
+    assert abs(lease_until - (datetime.now(UTC) + LEASE)) < timedelta(seconds=60)
+    assert stores(+3600, database_time=False).release_expired_leases() == [job_id]
 
 
 def test_a_retry_due_now_is_due_for_every_worker(stores: Callable[..., Store]) -> None:

@@ -177,6 +177,11 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """While running: the job is presumed lost with its worker after this; the worker's heartbeat
+    extends it every few seconds."""
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    """Drawn at each claim: only the run holding it may renew the lease or record the outcome, so a
+    worker whose job was taken over (its lease ran out) cannot finish it a second time."""
     retry_from: Mapped[datetime] = mapped_column(UTCDateTime)
     """Start of the retry horizon: creation, or the last replay."""
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,11 @@ class Accepted:
 
 class DuplicateDelivery(Exception):
     """Raised inside a transaction when the delivery key was seen before."""
+
+
+class LeaseLost(Exception):
+    """The job is no longer held under this claim: its lease ran out and it was taken back (or
+    another worker runs it now). The stale run must record nothing about the job."""
 
 
 class KeyReused(Exception):
@@ -302,7 +308,8 @@ class Store:
     # --- jobs -----------------------------------------------------------------------------
 
     def claim(self, job_id: int, *, lease: timedelta) -> Job | None:
-        """Atomically take a due job (or one whose worker died) for this worker."""
+        """Atomically take a due job (or one whose worker died) for this worker, under a fresh
+        ``claim_token`` (on the returned job) that renewals and the outcome must show."""
         now, due_clock = self._now(), self._due_now_sql()
         with self.session() as session:
             claimed = session.execute(
@@ -314,11 +321,53 @@ class Store:
                         and_(Job.state == RUNNING, Job.lease_until < due_clock),
                     ),
                 )
-                .values(state=RUNNING, lease_until=due_clock + lease, attempts=Job.attempts + 1, updated_at=now)
+                .values(
+                    state=RUNNING,
+                    lease_until=due_clock + lease,
+                    claim_token=secrets.token_hex(16),
+                    attempts=Job.attempts + 1,
+                    updated_at=now,
+                )
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             return session.get(Job, job_id)
+
+    def renew_leases(self, held: Mapping[int, str], *, lease: timedelta) -> set[int]:
+        """Extend the leases of the jobs a worker process runs (job id -> claim token), in one
+        UPDATE; returns the ids renewed. A job missing from the answer is no longer held under that
+        token: its lease ran out and it was taken back, or it has ended."""
+        if not held:
+            return set()
+        due_clock = self._due_now_sql()
+        with self.session() as session:
+            renewed = session.execute(
+                update(Job)
+                # Tokens are unique, so "id in ids and token in tokens" only matches the held pairs;
+                # the ids keep it on the primary key.
+                .where(Job.id.in_(list(held)), Job.claim_token.in_(list(held.values())), Job.state == RUNNING)
+                .values(lease_until=due_clock + lease)
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            )
+            return set(renewed.scalars())
+
+    def release_expired_leases(self) -> list[int]:
+        """Make the running jobs whose lease ran out (their worker died or stopped renewing)
+        pending and due now, without a holder; returns their ids, for the caller to queue.
+
+        Only running jobs are looked at (a few per worker thread), through ``ix_jobs_state_due``.
+        Released once: a job waiting in a long queue is not queued again on every call."""
+        now, due_clock = self._now(), self._due_now_sql()
+        with self.session() as session:
+            released = session.execute(
+                update(Job)
+                .where(Job.state == RUNNING, Job.lease_until < due_clock)
+                .values(state=PENDING, next_attempt_at=due_clock, lease_until=None, claim_token=None, updated_at=now)
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            )
+            return sorted(released.scalars())
 
     def blocking_job(self, job: Job) -> int | None:
         """An older unfinished job of the same ticket and lane, which must go first."""
@@ -342,9 +391,13 @@ class Store:
         delay: float | None = None,
         at: datetime | None = None,
         count_attempt: bool = True,
+        claim_token: str | None = None,
     ) -> None:
         """Make the job pending again: due ``delay`` seconds from now (on the clock that decides
-        "due") or at ``at`` (a due time read from the job itself)."""
+        "due") or at ``at`` (a due time read from the job itself).
+
+        A worker gives its ``claim_token``: LeaseLost when the job is no longer held under it, and
+        nothing changes. Without one (an operator, a test) the job is rescheduled as it is."""
         if (delay is None) == (at is None):
             raise ValueError("give delay or at")
         now = self._now()
@@ -352,6 +405,7 @@ class Store:
             "state": PENDING,
             "next_attempt_at": at if at is not None else self._due_now_sql() + timedelta(seconds=delay or 0),
             "lease_until": None,
+            "claim_token": None,
             "updated_at": now,
         }
         if error is not None:
@@ -359,26 +413,46 @@ class Store:
         if not count_attempt:
             values["attempts"] = Job.attempts - 1
         with self.session() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(**values))
+            changed = session.execute(update(Job).where(*_held_by(job_id, claim_token)).values(**values))
+            held = changed.rowcount == 1  # type: ignore[attr-defined]
+        if claim_token is not None and not held:
+            raise LeaseLost(job_id)
 
-    def finish(self, job_id: int, *, dead_reason: str | None = None) -> int | None:
-        """Mark the job done (or dead with its reason); return the ticket's next pending job."""
+    def finish(self, job_id: int, *, dead_reason: str | None = None, claim_token: str | None = None) -> int | None:
+        """Mark the job done (or dead with its reason); return the ticket's next pending job.
+
+        A worker gives its ``claim_token``: LeaseLost when the job is no longer held under it (it was
+        taken over after its lease ran out), and nothing changes. Without one (an operator, a test)
+        the job is finished as it is."""
         now = self._now()
+        values: dict[str, Any] = {
+            "state": DEAD if dead_reason else DONE,
+            "lease_until": None,
+            "claim_token": None,
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if dead_reason:
+            values["last_error"] = dead_reason
         with self.session() as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                return None
-            job.state = DEAD if dead_reason else DONE
-            job.lease_until = None
-            job.finished_at = job.updated_at = now
-            if dead_reason:
-                job.last_error = dead_reason
-            return session.scalar(
-                select(Job.id)
-                .where(Job.ticket_id == job.ticket_id, Job.lane == job.lane, Job.id > job.id, Job.state == PENDING)
-                .order_by(Job.id)
-                .limit(1)
-            )
+            finished = session.execute(
+                update(Job)
+                .where(*_held_by(job_id, claim_token))
+                .values(**values)
+                .returning(Job.ticket_id, Job.lane)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if finished is not None:
+                ticket_id, lane = finished
+                return session.scalar(
+                    select(Job.id)
+                    .where(Job.ticket_id == ticket_id, Job.lane == lane, Job.id > job_id, Job.state == PENDING)
+                    .order_by(Job.id)
+                    .limit(1)
+                )
+        if claim_token is not None:
+            raise LeaseLost(job_id)
+        return None
 
     def job(self, job_id: int) -> Job | None:
         with self.session() as session:
@@ -540,6 +614,13 @@ class Store:
                 .where(Erasure.id == erasure_id)
                 .values(tracker_redactions_done=Erasure.tracker_redactions_done + 1)
             )
+
+
+def _held_by(job_id: int, claim_token: str | None) -> list[Any]:
+    """The job, and with a claim token only while it is still running under that token."""
+    if claim_token is None:
+        return [Job.id == job_id]
+    return [Job.id == job_id, Job.state == RUNNING, Job.claim_token == claim_token]
 
 
 _TICKET_LOCKS = 0x6A6F6273

@@ -69,6 +69,9 @@ FETCH_ATTEMPTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PASSING_STATUSES = frozenset({408, 425, 429})
 CHUNK_BYTES = 64 * 1024
+RUN_BUDGET_SECONDS = 100.0
+"""Past this, one job hands the report's remaining files to a fresh job, so a long list does not
+hold a worker thread for long (the lease is renewed while it runs, so it sets no limit)."""
 USER_AGENT = "bridge-attachment-fetcher/1"
 
 
@@ -399,11 +402,9 @@ class AttachmentFetchJob:
         done = ticket.attachments_fetched
         tracker = tracker_for(self._trackers, dest)
         started = self._monotonic()
-        # Leave time before the lease runs out: past this budget the rest goes to a fresh job.
-        budget = self._settings.delivery.lease_seconds / 3
         uploaded = 0
         for index in range(done, len(attachments)):
-            if index > done and self._monotonic() - started > budget:
+            if index > done and self._monotonic() - started > RUN_BUDGET_SECONDS:
                 self._continue_later(ticket.id)
                 break
             item = attachments[index] if isinstance(attachments[index], dict) else {}
