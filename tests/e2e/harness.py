@@ -2,8 +2,9 @@
 
 ``harness.stack.Stack`` starts the tracker sandbox, an SMTP sink, the migrations, the bridge web
 (gunicorn) and worker on loopback ports, configured only through CONTRACT section 7 variables and a
-config copy. The e2e ``Stack`` adds one config edit (``LEASE_SECONDS``) and the tests' vocabulary:
-signed chatbot reports, the status API, the sandbox's issues, faults and developer actions.
+config copy. The e2e ``Stack`` runs the shipped settings (job leases and heartbeat included) and adds
+the tests' vocabulary: signed chatbot reports, the status API, the sandbox's issues, faults and
+developer actions.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -25,11 +25,7 @@ from harness.mail import Mail
 from harness.process import REPO, HarnessError, wait_until
 from harness.stack import API_TOKEN, SIGNING_SECRET
 
-__all__ = ["LEASE_SECONDS", "REPO", "Issue", "Mail", "Stack", "new_event_id", "wait_until"]
-
-# The job lease of the e2e config copy. A SIGKILLed worker's jobs are taken again once their lease
-# has run out; the shipped 300 s would make the worker-kill test take five minutes.
-LEASE_SECONDS = 5
+__all__ = ["REPO", "Issue", "Mail", "Stack", "new_event_id", "wait_until"]
 
 
 def new_event_id() -> str:
@@ -37,10 +33,7 @@ def new_event_id() -> str:
 
 
 class Stack(base.Stack):
-    """The shared stack for one default tracker (``BRIDGE_TRACKER``), with a ``LEASE_SECONDS`` lease."""
-
-    def __init__(self, root: Path, *, tracker: str) -> None:
-        super().__init__(root, tracker=tracker, config={"lease_seconds": str(LEASE_SECONDS)})
+    """The shared stack for one default tracker (``BRIDGE_TRACKER``), as shipped."""
 
     # -- the chatbot's side ------------------------------------------------------------------------
 
