@@ -1,12 +1,13 @@
-"""``make bench``: intake ceiling, ACK latency, tracker independence, end-to-end latency, backlog
-drain against a rate-limited tracker, and scale (PostgreSQL + Redis, memory, bytes per ticket).
+"""``make bench``: intake ceiling, ACK latency, tracker independence, end-to-end latency, recovery
+from a SIGKILLed worker, backlog drain against a rate-limited tracker, and scale (PostgreSQL + Redis,
+memory, bytes per ticket).
 
 Each phase starts its own processes (``bench.stack.BenchStack``) on loopback and stops them. Results
 are printed as a table and written to ``bench/results/latest.json``. Nothing here asserts: every
 figure is reported with its target and PASS/FAIL. Knobs (environment):
 
     BENCH_QUICK=1            ~4-minute run (shorter steps, smaller backlogs, R=5)
-    BENCH_PHASES=a,b         only these phases: baseline intake ack indep e2e drain scale storage
+    BENCH_PHASES=a,b         only these phases: baseline intake ack indep e2e recovery drain scale storage
     BENCH_BACKLOG=5000       reports queued for the drain
     BENCH_RATE_LIMIT=20      R: tracker creations per second allowed (quick 5; sandbox rate_limit = 60 R per minute)
     BENCH_SCALE=0            skip PostgreSQL + Redis
@@ -19,6 +20,7 @@ figure is reported with its target and PASS/FAIL. Knobs (environment):
     BENCH_E2E_PROBES         probes per condition (default 20; quick 6)
     BENCH_E2E_LOAD_RATE=10   intake rate during the "under load" end-to-end probes
     BENCH_E2E_TRACKER_MS=0   tracker latency during the end-to-end probes
+    BENCH_RECOVERY_TRACKER_MS=500   tracker latency while the worker is killed and replaced (10 reports)
     BENCH_WEB_CONCURRENCY, BENCH_WEB_CONNECTIONS   gunicorn workers/connections for every app (experiments)
 """
 
@@ -49,6 +51,7 @@ from bench.load import LoadResult, bodies_for, report_event, run_wrk, send_backl
 from bench.stack import PG_BASE, BenchStack, cpu_seconds
 from harness.databases import drop_pg_schema, new_pg_schema
 from harness.process import REPO
+from harness.stack import API_TOKEN
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RESULTS = REPO / "bench" / "results"
@@ -76,12 +79,16 @@ SLOW_MS = int(knob("BENCH_SLOW_TRACKER_MS", 500))
 E2E_PROBES = int(knob("BENCH_E2E_PROBES", 20, 6))
 E2E_LOAD_RATE = knob("BENCH_E2E_LOAD_RATE", 10)
 E2E_TRACKER_MS = int(knob("BENCH_E2E_TRACKER_MS", 0))
+RECOVERY_TRACKER_MS = int(knob("BENCH_RECOVERY_TRACKER_MS", 500))
+RECOVERY_REPORTS = 10
+RECOVERY_TARGET_S = 30.0
 PHASES = [p.strip() for p in os.environ.get("BENCH_PHASES", "").split(",") if p.strip()] or [
     "baseline",
     "intake",
     "ack",
     "indep",
     "e2e",
+    "recovery",
     "drain",
     "scale",
     "storage",
@@ -463,6 +470,59 @@ class Run:
                 f"tracker latency {E2E_TRACKER_MS} ms",
             )
 
+    # -- recovery ----------------------------------------------------------------------------------
+
+    def recovery(self) -> None:
+        """SIGKILL the worker with filing jobs in flight, start a new one at once: seconds from its
+        start until every report is filed (the killed worker's jobs wait for their lease to run out)."""
+        stack = BenchStack(self.stack_dir("recovery"), tracker_latency_ms=RECOVERY_TRACKER_MS).start()
+        try:
+            sent = self._probe_reports(stack, RECOVERY_REPORTS, "recovery", spacing=0, wait_each=False)
+            self._wait_issues(stack, list(sent)[:1], timeout=60)  # some are filed, the next are in flight
+            time.sleep(RECOVERY_TRACKER_MS / 1000)
+            stack.kill_worker()
+            unfiled = [t for t in sent if self._ticket_status(stack, t) == "received"]
+            restarted = time.monotonic()
+            stack.start_worker()
+            filed_after: dict[str, float] = {}
+            while len(filed_after) < len(unfiled) and time.monotonic() - restarted < 4 * RECOVERY_TARGET_S:
+                for tracking_id in unfiled:
+                    if tracking_id not in filed_after and self._ticket_status(stack, tracking_id) != "received":
+                        filed_after[tracking_id] = time.monotonic() - restarted
+                time.sleep(0.2)
+            per_id = Counter(t for t in self._issues_all(stack) if t in sent)
+        finally:
+            stack.stop()
+        recovered = len(filed_after) == len(unfiled)
+        seconds = max(filed_after.values(), default=0.0) if recovered else math.nan
+        duplicates = sum(n - 1 for n in per_id.values() if n > 1)
+        self.results["recovery"] = {
+            "reports": RECOVERY_REPORTS,
+            "unfiled_at_kill": len(unfiled),
+            "seconds_to_all_filed_after_restart": round(seconds, 1),
+            "filed_after_s": {t: round(v, 1) for t, v in filed_after.items()},
+            "issues": len(per_id),
+            "duplicates": duplicates,
+            "tracker_latency_ms": RECOVERY_TRACKER_MS,
+        }
+        log(f"recovery: {json.dumps(self.results['recovery'])}")
+        self.row(
+            "worker SIGKILLed mid-filing -> every report filed",
+            f"{seconds:.1f} s after the restart ({len(unfiled)} of {RECOVERY_REPORTS} unfiled at the kill)",
+            f"< {RECOVERY_TARGET_S:.0f} s, 1 issue each",
+            recovered and seconds < RECOVERY_TARGET_S and duplicates == 0 and len(per_id) == RECOVERY_REPORTS,
+            f"shipped lease; tracker latency {RECOVERY_TRACKER_MS} ms; {duplicates} duplicates",
+        )
+
+    @staticmethod
+    def _ticket_status(stack: BenchStack, tracking_id: str) -> str | None:
+        response = stack.http.get(
+            f"{stack.web_url}/api/v1/tickets/{tracking_id}",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
+        )
+        return str(response.json().get("status")) if response.status_code == 200 else None
+
     # -- drain -------------------------------------------------------------------------------------
 
     def drain_once(
@@ -755,6 +815,7 @@ def main() -> int:
     run.phase("ack", run.ack)
     run.phase("indep", run.indep)
     run.phase("e2e", run.e2e)
+    run.phase("recovery", run.recovery)
     run.phase("drain", run.drain)
     run.phase("scale", run.scale)
     run.phase("storage", run.storage)
