@@ -22,6 +22,7 @@ figure is reported with its target and PASS/FAIL. Knobs (environment):
     BENCH_E2E_TRACKER_MS=0   tracker latency during the end-to-end probes
     BENCH_RECOVERY_TRACKER_MS=500   tracker latency while the worker is killed and replaced (10 reports)
     BENCH_WEB_CONCURRENCY, BENCH_WEB_CONNECTIONS   gunicorn workers/connections for every app (experiments)
+    BENCH_WEB_WORKER_CLASS, BENCH_WEB_THREADS     e.g. gthread and 4: compare with the threaded server
 """
 
 from __future__ import annotations
@@ -747,7 +748,9 @@ class Run:
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "",
             "commit": commit.stdout.strip(),
-            "gunicorn": "gunicorn.conf.py, gevent, WEB_CONCURRENCY="
+            "gunicorn": "gunicorn.conf.py, "
+            + os.environ.get("BENCH_WEB_WORKER_CLASS", "gevent")
+            + ", WEB_CONCURRENCY="
             + os.environ.get("BENCH_WEB_CONCURRENCY", "2 (default)")
             + ", WEB_CONNECTIONS="
             + os.environ.get("BENCH_WEB_CONNECTIONS", "1000 (default)"),

@@ -25,7 +25,12 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 def gunicorn_knobs() -> list[str]:
     """Experiments with the gunicorn settings apply to every app alike (bridge, baseline, naive)."""
     args: list[str] = []
-    for knob, option in (("BENCH_WEB_CONCURRENCY", "--workers"), ("BENCH_WEB_CONNECTIONS", "--worker-connections")):
+    for knob, option in (
+        ("BENCH_WEB_CONCURRENCY", "--workers"),
+        ("BENCH_WEB_CONNECTIONS", "--worker-connections"),
+        ("BENCH_WEB_WORKER_CLASS", "--worker-class"),
+        ("BENCH_WEB_THREADS", "--threads"),
+    ):
         if os.environ.get(knob):
             args += [option, os.environ[knob]]
     return args
