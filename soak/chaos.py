@@ -3,8 +3,11 @@
 Three lanes run side by side, each a thread working through its own sorted events:
 
 - **tracker and mail**: sandbox fault rules (latency, 429 rate limit with Retry-After, 5xx windows,
-  a full outage, "created but answered 502", duplicate and late webhooks) and SMTP downtime;
-- **worker**: SIGKILL, then a restart after a random pause;
+  a full outage, "created but answered 502", duplicate and late webhooks) and SMTP downtime; Jira's
+  current sprint is closed in the middle of the outage (reports are queued then, some already
+  planned into it), and once the outage ends the next Jira create closes the sprint again while its
+  answer is on the way (``close_sprint_after_create``);
+- **worker**: SIGKILL of one worker process (of two on PostgreSQL), then a restart after a random pause;
 - **web**: SIGKILL of gunicorn's whole process group and a restart, or SIGKILL of one gunicorn
   worker (the master forks a new one).
 
@@ -40,6 +43,10 @@ class ChaosPlan:
     """(start, seconds, creates per minute)"""
     create_then_502: tuple[float, int]
     """(start, how many creates succeed but are answered 502)"""
+    jira_sprint_close: float
+    """When Jira's current sprint is closed (and the next started): inside the outage."""
+    jira_close_after_create: tuple[float, int]
+    """(armed at, how many Jira creates close the current sprint before they are answered)"""
     smtp_down: list[tuple[float, float]]
     worker_kills: list[tuple[float, float]]
     """(kill at, restart after seconds)"""
@@ -74,18 +81,21 @@ def plan_chaos(rng: random.Random, duration: float, *, small: bool, create_rate:
         (t, pause, rng.random() < 0.7)
         for t, pause in _kills(rng, d, first=rng.uniform(8, 20), gap=(15, 35), down=(0.3, 3))
     ]
+    outage = (round(rng.uniform(0.3, 0.6) * d, 2), round(rng.uniform(15, 25), 2), rng.randint(2, 5))
     return ChaosPlan(
         duration=d,
         latency_ms=rng.randint(15, 40),
         webhook_delay_ms=rng.randint(300, 1200),
         windows_5xx=windows,
-        outage=(round(rng.uniform(0.3, 0.6) * d, 2), round(rng.uniform(15, 25), 2), rng.randint(2, 5)),
+        outage=outage,
         rate_limit=(
             round(rng.uniform(0.05, 0.3) * d, 2),
             round(rng.uniform(30, 45), 2),
             max(20, int(create_rate * 6)),
         ),
         create_then_502=(round(rng.uniform(0.05, 0.5) * d, 2), rng.randint(8, 12)),
+        jira_sprint_close=round(outage[0] + outage[1] * 0.4, 2),
+        jira_close_after_create=(round(outage[0] + outage[1], 2), 1),
         smtp_down=sorted((round(rng.uniform(0.1, 0.8) * d, 2), round(rng.uniform(15, 30), 2)) for _ in range(2)),
         worker_kills=_kills(rng, d, first=rng.uniform(5, 15), gap=(12, 30), down=(0.5, 8)),
         web_kills=web,
@@ -108,14 +118,17 @@ def _small_plan(rng: random.Random, d: float) -> ChaosPlan:
     def at(second: float) -> float:
         return round(second * d / 45 + rng.uniform(-0.3, 0.3), 2)
 
+    outage = (at(18), 4.0, 2)
     return ChaosPlan(
         duration=d,
         latency_ms=rng.randint(10, 30),
         webhook_delay_ms=rng.randint(200, 600),
         windows_5xx=[(at(12), 3.0, rng.choice([500, 502, 503, 504]))],
-        outage=(at(18), 4.0, 2),
+        outage=outage,
         rate_limit=(at(4.5), 8.0, 8),
         create_then_502=(at(1), 3),
+        jira_sprint_close=round(outage[0] + 1.6, 2),
+        jira_close_after_create=(round(outage[0] + outage[1], 2), 1),
         smtp_down=[(at(26), 6.0)],
         worker_kills=[(at(3), 6.0), (at(39), 6.0)],
         web_kills=[(at(7), round(rng.uniform(0.5, 1.5), 2), True), (at(14), 0.0, False), (at(24), 1.0, True)],
@@ -123,6 +136,10 @@ def _small_plan(rng: random.Random, d: float) -> ChaosPlan:
 
 
 # --- carrying it out ---------------------------------------------------------------------------------------
+
+
+_BUDGETS = ("create_then_502", "close_sprint_after_create")
+"""Rule keys the sandbox counts down: a re-post must not give back what was spent."""
 
 
 @dataclass
@@ -162,12 +179,13 @@ class FaultRules:
             self._posted = []
 
     def _post(self) -> None:
-        # Carry over the unspent create-then-502 budgets (rules come back in the order posted).
+        # Carry over the unspent budgets (rules come back in the order posted).
         current = self._http.get(f"{self.url}/_sandbox/faults", timeout=10).json()["rules"]
         for name, server_rule in zip(self._posted, current, strict=False):
             entry = self._rules.get(name)
-            if entry is not None and "create_then_502" in entry.rule:
-                entry.rule["create_then_502"] = int(server_rule.get("create_then_502", 0))
+            for budget in _BUDGETS:
+                if entry is not None and budget in entry.rule:
+                    entry.rule[budget] = int(server_rule.get(budget, 0))
         now = time.time()
         names, rules = [], []
         for name, entry in self._rules.items():
@@ -308,6 +326,18 @@ class Chaos:
             )
         )
         events.append((p.duration, "create then 502 disarmed", lambda: f.remove("create502"), {}))
+        events.append((p.jira_sprint_close, "jira sprint closed", self._close_jira_sprint, {}))
+        armed_at, closes = p.jira_close_after_create
+        close_rule = {"tracker": "jira", "endpoint": "create_issue", "close_sprint_after_create": closes}
+        events += [
+            (
+                armed_at,
+                "jira sprint closes after the next create",
+                lambda: f.set("sprintclose", close_rule),
+                {"creates": closes},
+            ),
+            (p.duration, "jira sprint close disarmed", lambda: f.remove("sprintclose"), {}),
+        ]
         for start, seconds in p.smtp_down:
             events += [
                 (start, "smtp down", self.stack.smtp.stop, {"seconds": seconds}),
@@ -315,12 +345,21 @@ class Chaos:
             ]
         return events
 
+    def _close_jira_sprint(self) -> dict[str, Any]:
+        url = f"{self.stack.sandbox_url}/_sandbox/sprints/close"
+        response = requests.post(url, json={"tracker": "jira"}, timeout=10)
+        response.raise_for_status()
+        closed: dict[str, Any] = response.json()
+        return closed
+
     def _worker_events(self) -> list[Event]:
         events: list[Event] = []
         for at, pause in self.plan.worker_kills:
+            index = self._rng.randrange(len(self.stack.workers))
+            kill, restart = partial(self.stack.kill_worker, index), partial(self.stack.start_worker, index)
             events += [
-                (at, "worker SIGKILL", self.stack.kill_worker, {"restart_after_s": pause}),
-                (at + pause, "worker restart", self.stack.start_worker, {}),
+                (at, "worker SIGKILL", kill, {"worker": index, "restart_after_s": pause}),
+                (at + pause, "worker restart", restart, {"worker": index}),
             ]
         return events
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ class TicketRow:
     tracker: str | None
     project: str | None
     issue_key: str | None
+    sprint_id: str | None
+    filed_at: Any
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,31 @@ class NotificationRow:
     status: str | None
     state: str
     message_id: str | None
+    dedup_key: str
+    body: str | None
+
+
+@dataclass(frozen=True)
+class InboundRow:
+    """One stored inbound email and the soak report it came from (``X-Soak-Ref``), if found."""
+
+    id: int
+    state: str
+    reason: str | None
+    tracking_id: str | None
+    report: int | None
+
+
+@dataclass(frozen=True)
+class LaneDisorder:
+    """Two jobs of one lane that finished in the opposite order of their ids."""
+
+    ticket_id: int | None
+    lane: str
+    older: tuple[int, str]
+    """(id, kind) of the job with the smaller id, which finished later."""
+    newer: tuple[int, str]
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -54,6 +82,15 @@ class BridgeDb:
     def job_counts(self) -> dict[str, int]:
         return {str(state): int(n) for state, n in self._rows("SELECT state, count(*) FROM jobs GROUP BY state")}
 
+    def ticket_jobs_open(self, tracking_id: str) -> int:
+        """Jobs of the ticket that are pending or running."""
+        rows = self._rows(
+            "SELECT count(*) FROM jobs j JOIN tickets t ON t.id = j.ticket_id"
+            " WHERE t.tracking_id = :tid AND j.state IN ('pending', 'running')",
+            tid=tracking_id,
+        )
+        return int(rows[0][0])
+
     def filed(self) -> dict[str, tuple[str, str]]:
         """tracking ID -> (tracker, issue key) of every filed ticket."""
         rows = self._rows("SELECT tracking_id, tracker, issue_key FROM tickets WHERE issue_key IS NOT NULL")
@@ -67,16 +104,78 @@ class BridgeDb:
         )
         return {str(sender).lower(): str(tid) for sender, tid in rows}
 
-    def inbound_emails(self) -> list[tuple[str, str, str | None, int | None]]:
-        """(message key, state, sender, ticket id) of every inbound email."""
-        rows = self._rows("SELECT message_key, state, sender, ticket_id FROM inbound_emails")
-        return [(str(k), str(s), None if e is None else str(e), t) for k, s, e, t in rows]
-
     def tickets(self) -> list[TicketRow]:
         rows = self._rows(
-            "SELECT id, tracking_id, status, channel, reporter_email, tracker, project, issue_key FROM tickets"
+            "SELECT id, tracking_id, status, channel, reporter_email, tracker, project, issue_key, sprint_id,"
+            " filed_at FROM tickets"
         )
         return [TicketRow(*row) for row in rows]
+
+    def tickets_holding_nul(self) -> dict[str, list[str]]:
+        """tracking ID -> the columns of its ticket whose text holds a NUL (SQLite stores one)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            result = conn.execute(text("SELECT * FROM tickets"))
+            columns = list(result.keys())
+            for row in result:
+                values = dict(zip(columns, row, strict=True))
+                for column, value in values.items():
+                    if isinstance(value, str) and "\x00" in value:
+                        found[str(values["tracking_id"])].append(column)
+        return dict(found)
+
+    def inbound(self, run_id: str) -> list[InboundRow]:
+        """Every stored inbound email, with the number of the soak report found in what was stored."""
+        from soak.inbound import ref_number
+
+        rows = self._rows(
+            "SELECT e.id, e.state, e.reason, t.tracking_id, e.raw, e.fields FROM inbound_emails e"
+            " LEFT JOIN tickets t ON t.id = e.ticket_id ORDER BY e.id"
+        )
+        found = []
+        for inbound_id, state, reason, tracking_id, raw, fields in rows:
+            stored = bytes(raw or b"") + _json_bytes(fields)
+            found.append(InboundRow(int(inbound_id), str(state), reason, tracking_id, ref_number(stored, run_id)))
+        return found
+
+    def relayed_comments(self) -> dict[int, list[tuple[int, str]]]:
+        """ticket id -> (job id, tracker comment id) of every ``relay_comment`` job, by job id."""
+        rows = self._rows(
+            "SELECT j.id, j.ticket_id, e.payload FROM jobs j JOIN tracker_events e ON e.id = j.subject_id"
+            " WHERE j.kind = 'relay_comment' ORDER BY j.id"
+        )
+        found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for job_id, ticket_id, payload in rows:
+            data = json.loads(payload) if isinstance(payload, str) else payload
+            found[int(ticket_id)].append((int(job_id), str(data.get("id"))))
+        return dict(found)
+
+    def lane_disorder(self) -> list[LaneDisorder]:
+        """Finished jobs whose lane's next job (by id) finished before them.
+
+        A lane's jobs run one at a time in id order (a job waits while an older one of its ticket and
+        lane is pending or running), so each finishes before the next one starts.
+        """
+        rows = self._rows(
+            "SELECT id, kind, ticket_id, lane, finished_at FROM jobs WHERE state IN ('done', 'dead')"
+            " ORDER BY ticket_id, lane, id"
+        )
+        found = []
+        previous: tuple[Any, str, int, str, float] | None = None
+        for job_id, kind, ticket_id, lane, finished_at in rows:
+            finished = seconds_of(finished_at)
+            if previous is not None and previous[:2] == (ticket_id, lane) and finished < previous[4]:
+                found.append(
+                    LaneDisorder(
+                        ticket_id,
+                        str(lane),
+                        (previous[2], previous[3]),
+                        (int(job_id), str(kind)),
+                        round(previous[4] - finished, 3),
+                    )
+                )
+            previous = (ticket_id, str(lane), int(job_id), str(kind), finished)
+        return found
 
     def history(self) -> dict[int, list[str]]:
         """ticket id -> statuses, oldest first (what the status API's ``history`` shows)."""
@@ -86,7 +185,7 @@ class BridgeDb:
         return found
 
     def notifications(self) -> list[NotificationRow]:
-        rows = self._rows("SELECT id, ticket_id, kind, status, state, message_id FROM notifications")
+        rows = self._rows("SELECT id, ticket_id, kind, status, state, message_id, dedup_key, body FROM notifications")
         return [NotificationRow(*row) for row in rows]
 
     def jobs(self, *states: str) -> list[JobRow]:
@@ -146,6 +245,15 @@ def seconds_of(value: Any) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _json_bytes(value: Any) -> bytes:
+    """A JSON column's value as text bytes (PostgreSQL gives the object, SQLite the text)."""
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def _stats(values: list[float]) -> dict[str, float]:

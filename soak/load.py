@@ -1,7 +1,9 @@
 """The load: planned reports (chatbot and email) and a sender that retries them as a real sender would.
 
 Every report is planned up front from the seeded RNG: channel, text, where it should be filed, and
-which developer actions its issue will see. A chatbot report is retried with the SAME ``event_id`` and
+which developer actions its issue will see: an action chain (``soak/acts.py``) or a webhook storm
+(``soak/storms.py``). Emails are raw RFC 822; the NUL mails (``soak/inbound.py``) go through the raw,
+Postmark and Mailgun endpoints in turn. A chatbot report is retried with the SAME ``event_id`` and
 body (freshly signed), an email with the SAME ``Message-ID``, after a connection error, a timeout, a
 429 or a 5xx — what the chatbot platform or an email provider does while the web process is being
 killed. "Accepted" means a 202 or 200 was received.
@@ -16,16 +18,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
 from typing import Any
 
 import requests
 
 from bridge.web.signatures import sign
 from harness.stack import SIGNING_SECRET
+from soak.inbound import NUL_PLACEMENTS, NUL_SENDER, PROVIDERS, Mail, Post, encode, soak_ref
 from soak.stack import EMAIL_TOKEN, JIRA_DOMAIN, JIRA_PRODUCT, PERMANENT_PRODUCT
+from soak.storms import STORMS
 
 # --- developer action chains --------------------------------------------------------------------------
 
@@ -69,6 +70,14 @@ class Planned:
     """Where it should be filed; None for the designed permanent failure (a project that does not exist)."""
     chain: str | None
     """The developer actions its issue will see (a key of ``CHAINS``), or None."""
+    path: str = "/webhooks/chatbot"
+    content_type: str = "application/json"
+    provider: str = "chatbot"
+    """``chatbot``, or the email endpoint: ``raw``, ``postmark`` or ``mailgun``."""
+    nul: str | None = None
+    """Where this email carries a NUL (``soak.inbound.NUL_PLACEMENTS``), or None."""
+    storm: str | None = None
+    """The webhook storm its issue will see (a key of ``soak.storms.STORMS``), or None."""
 
     attempts: int = 0
     accepted: bool = False
@@ -80,12 +89,25 @@ class Planned:
     accepted_at: float | None = None
     refused: str | None = None
     """A 4xx answer (never expected): the body."""
+    intake_status: str | None = None
+    """An email's answer: ``stored``, ``duplicate`` or ``rejected`` (set aside as it arrived)."""
+    inbound_id: int | None = None
+    """The stored email's id, from the answer."""
 
     # the developer actions, driven by soak.acts
     acts_done: list[tuple[str, float]] = field(default_factory=list)
     chain_state: str = "waiting"
     """``waiting``, ``acting``, ``complete`` (the last transition's email arrived) or ``stalled``."""
     chain_note: str = ""
+
+    # the webhook storm, driven by soak.storms
+    storm_state: str = "waiting"
+    """``waiting``, ``fired`` or ``failed``."""
+    storm_note: str = ""
+    storm_comments: list[str] = field(default_factory=list)
+    """The public comments the storm made, in the order it made them."""
+    storm_posts: int = 0
+    """Webhook posts the storm sent (the sandbox's own deliveries come on top)."""
 
     @property
     def permanent(self) -> bool:
@@ -121,11 +143,16 @@ def plan_reports(
     jira_fraction: float,
     permanent: int,
     chain_fraction: float,
+    nul_mails: int = 0,
+    nul_sender: bool = False,
+    storms: int = 0,
 ) -> list[Planned]:
-    """``count`` reports: ``permanent`` of them routed to the missing project, spread over the run."""
+    """``count`` reports: ``permanent`` of them routed to the missing project, spread over the run;
+    ``nul_mails`` of the emails carry a NUL; ``storms`` issues get a webhook storm."""
     permanent_at = set(rng.sample(range(count), min(permanent, count)))
     chain_names = sorted(CHAINS)
     plans: list[Planned] = []
+    mails: dict[int, Mail] = {}
     for n in range(count):
         is_permanent = n in permanent_at
         channel = "chatbot" if is_permanent or rng.random() >= email_fraction else "email"
@@ -164,7 +191,9 @@ def plan_reports(
             domain = JIRA_DOMAIN if to_jira else f"kunde{n % 7}.{'dk' if danish else 'com'}"
             reporter = f"soak.{run_id}.{n}@{domain}"
             key = f"<soak.{run_id}.{n}@mail.{domain}>"
-            body = _email(reporter, key, title, f"{description}\n\n{impact}.\n\nMvh\nSoak Reporter {n}")
+            text = f"{description}\n\n{impact}.\n\nMvh\nSoak Reporter {n}\n"
+            mails[n] = Mail(reporter, "Soak Reporter", key, title, text, soak_ref(run_id, n))
+            body = b""  # encoded below, once the NUL mails are chosen
         plans.append(
             Planned(
                 n=n,
@@ -176,18 +205,51 @@ def plan_reports(
                 chain=chain,
             )
         )
+    _choose_nul_mails(plans, rng, nul_mails, placements=(*NUL_PLACEMENTS, *((NUL_SENDER,) if nul_sender else ())))
+    for planned in plans:
+        if planned.channel == "email":
+            planned.provider = "raw" if planned.nul is None else planned.provider
+            _set_post(planned, encode(mails[planned.n], planned.provider, planned.nul))
+    _choose_storms(plans, rng, storms)
     return plans
 
 
-def _email(sender: str, message_id: str, subject: str, text: str) -> bytes:
-    message = EmailMessage(policy=SMTP)
-    message["From"] = f"Soak Reporter <{sender}>"
-    message["To"] = "support@bridge.example"
-    message["Subject"] = subject
-    message["Message-ID"] = message_id
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message.set_content(text)
-    return message.as_bytes()
+def _set_post(planned: Planned, post: Post) -> None:
+    planned.path, planned.content_type, planned.body = post.path, post.content_type, post.body
+
+
+def _plain(planned: Planned) -> bool:
+    """Neither a designed failure nor already given something special to do."""
+    return not planned.permanent and planned.chain is None and planned.nul is None and planned.storm is None
+
+
+def _choose_nul_mails(plans: list[Planned], rng: random.Random, count: int, *, placements: tuple[str, ...]) -> None:
+    """``count`` emails of the first three fifths (so that many emails come after them) get a NUL: every
+    placement in turn, each time through the next provider (``body-encoded`` is raw's). A NUL mail
+    gets no action chain: it may be set aside."""
+    eligible = [p for p in plans if p.channel == "email" and not p.permanent and p.n < len(plans) * 0.6]
+    chosen = sorted(rng.sample(eligible, min(count, len(eligible))), key=lambda p: p.n)
+    for i, planned in enumerate(chosen):
+        planned.nul = placements[i % len(placements)]
+        planned.provider = PROVIDERS[(i + i // len(placements)) % len(PROVIDERS)]
+        if planned.nul == "body-encoded":
+            planned.provider = "raw"
+        planned.chain = None
+
+
+def _choose_storms(plans: list[Planned], rng: random.Random, count: int) -> None:
+    """``count`` reports of the first half get a webhook storm, GitLab and Jira in turn."""
+    names = sorted(STORMS)
+    pools = {
+        tracker: [p for p in plans if p.tracker == tracker and _plain(p) and p.n < len(plans) * 0.5]
+        for tracker in ("gitlab", "jira")
+    }
+    for i in range(count):
+        pool = pools["jira" if i % 2 else "gitlab"] or pools["gitlab"] or pools["jira"]
+        if not pool:
+            return
+        planned = pool.pop(rng.randrange(len(pool)))
+        planned.storm = names[i % len(names)]
 
 
 # --- sending ----------------------------------------------------------------------------------------------
@@ -282,17 +344,13 @@ class Sender:
             time.sleep(min(2.0, 0.2 * 2 ** (planned.attempts - 1)) * jitter)
 
     def _post(self, planned: Planned) -> requests.Response:
+        headers = {"Content-Type": planned.content_type}
         if planned.channel == "chatbot":
             t = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "X-Smarttalk-Signature": f"t={t},v1={sign(SIGNING_SECRET, t, planned.body)}",
-            }
-            url = f"{self.web_url}/webhooks/chatbot"
+            headers["X-Smarttalk-Signature"] = f"t={t},v1={sign(SIGNING_SECRET, t, planned.body)}"
         else:
-            headers = {"Content-Type": "message/rfc822", "Authorization": f"Bearer {EMAIL_TOKEN}"}
-            url = f"{self.web_url}/webhooks/email/raw"
-        return self._session().post(url, data=planned.body, headers=headers, timeout=10)
+            headers["Authorization"] = f"Bearer {EMAIL_TOKEN}"
+        return self._session().post(f"{self.web_url}{planned.path}", data=planned.body, headers=headers, timeout=10)
 
     def _accepted(self, planned: Planned, response: requests.Response) -> None:
         planned.accepted = True
@@ -303,6 +361,8 @@ class Sender:
             planned.tracking_id = str(body["tracking_id"])
             duplicate = response.status_code == 200
         else:
-            duplicate = body.get("status") == "duplicate"
+            planned.intake_status = str(body.get("status"))
+            planned.inbound_id = int(body["id"])
+            duplicate = planned.intake_status == "duplicate"
         if duplicate:
             self._count("duplicate_answers")

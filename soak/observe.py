@@ -25,6 +25,8 @@ class Observed:
     creates: Counter[str] = field(default_factory=Counter)
     """create_issue POSTs by answer: ``201``, ``502`` (create_then_502: created!), ``429``, ..."""
     missing_project_404: int = 0
+    sprint_calls: Counter[int] = field(default_factory=Counter)
+    """Jira "add issues to sprint" calls by answer (400: the sprint had closed)."""
     last_request_id: int = 0
     deliveries: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Webhook delivery id -> {tracker, event, copy, outcome, attempts, delay_s} (last seen)."""
@@ -85,6 +87,8 @@ class SandboxObserver:
                     self.data.creates[str(status)] += 1
                 if status == 404 and any(m in str(entry.get("path", "")) for m in self.missing_project):
                     self.data.missing_project_404 += 1
+                if entry.get("endpoint") == "add_sprint_issues" and not entry.get("fault"):
+                    self.data.sprint_calls[status] += 1
         if webhooks:
             self.poll_webhooks()
 
@@ -120,6 +124,8 @@ class SandboxObserver:
                 "creates_by_answer": dict(data.creates),
                 "created_but_answered_502": data.by_fault.get("create_then_502", 0),
                 "missing_project_404": data.missing_project_404,
+                "jira_sprint_calls": sum(data.sprint_calls.values()),
+                "jira_sprint_calls_refused": data.sprint_calls.get(400, 0),
                 "webhook_deliveries": len(deliveries),
                 "webhook_duplicate_copies": sum(1 for d in deliveries if d["copy"] > 1),
                 "webhook_delayed": sum(1 for d in deliveries if (d["delay_s"] or 0) >= 0.2),

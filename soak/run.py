@@ -2,8 +2,9 @@
 wait until everything has settled, prove what survived (``soak/verify.py``) and report.
 
 Timeline: reports go out at ``rate``/s from t=0; the chaos (``soak/chaos.py``) runs from t=0 until
-``chaos_tail`` s after the last report is due; developer action chains (``soak/acts.py``) start as
-soon as their issue is filed and its emails have arrived, and go on after the chaos. Then every
+``chaos_tail`` s after the last report is due; developer action chains (``soak/acts.py``) and
+webhook storms (``soak/storms.py``) start as soon as their issue is filed and its emails have
+arrived, and go on after the chaos. Then every
 process is made to run, the faults are cleared, and the run waits — against ``settle_timeout`` —
 until every chain has ended, no job is pending or running and the sandbox has no webhook left to
 send (twice in a row, a few seconds apart).
@@ -23,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.databases import drop_pg_schema, flush_redis, new_pg_schema
+from harness.process import HarnessError
 from soak.acts import ActDriver
 from soak.chaos import Chaos, plan_chaos
 from soak.db import BridgeDb
 from soak.load import Planned, Sender, plan_reports
 from soak.observe import SandboxObserver
 from soak.stack import MISSING_PROJECT, SoakStack
+from soak.storms import StormDriver
 from soak.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +51,16 @@ class SoakSettings:
     """Reports routed to the GitLab project that does not exist: each must end as one dead letter."""
     chain_fraction: float = 0.3
     """Share of the reports (of the first three quarters) whose issue gets a developer action chain."""
+    nul_mails: int = 28
+    """Emails with a NUL (soak/inbound.py): each placement in turn, through raw, Postmark and Mailgun."""
+    nul_sender: bool = True
+    """Also put the NUL into the sender's address (see soak/README.md: SQLite keeps it in the ticket)."""
+    storms: int = 8
+    """Issues that get a webhook storm (soak/storms.py), GitLab and Jira in turn."""
+    storm_copies: int = 3
+    """Extra posts of each webhook a storm makes, each under a fresh delivery id."""
+    workers: int | None = None
+    """Worker processes; None: two on PostgreSQL (jobs of one ticket taken by either), one on SQLite."""
     seed: int = 20261125
     small: bool = False
     debounce_seconds: float = 1.0
@@ -79,6 +92,10 @@ class SoakSettings:
             "email_fraction": float(env.get("SOAK_EMAIL_FRACTION", base.email_fraction)),
             "worker_threads": int(env.get("SOAK_WORKER_THREADS", base.worker_threads)),
             "reconcile_minutes": int(env.get("SOAK_RECONCILE_MINUTES", base.reconcile_minutes)),
+            "nul_mails": int(env.get("SOAK_NUL_MAILS", base.nul_mails)),
+            "nul_sender": env.get("SOAK_NUL_SENDER", "1" if base.nul_sender else "0") == "1",
+            "storms": int(env.get("SOAK_STORMS", base.storms)),
+            "workers": int(env["SOAK_WORKERS"]) if env.get("SOAK_WORKERS") else base.workers,
             "pg_base_url": env.get("SOAK_DATABASE_URL", env.get("TEST_DATABASE_URL", base.pg_base_url)),
             "redis_url": env.get("SOAK_REDIS_URL", base.redis_url),
         }
@@ -91,7 +108,11 @@ class SoakSettings:
             reports=60,
             rate=6.0,
             permanent=2,
+            email_fraction=0.35,  # room for the NUL mails and emails after them
             chain_fraction=0.4,
+            nul_mails=7,  # each placement but the sender's address once
+            nul_sender=False,  # SQLite keeps such a NUL in the ticket: see soak/README.md
+            storms=2,
             small=True,
             reconcile_minutes=1,  # a webhook lost while the web is down is found within the short run
             chaos_tail=35.0,  # 45 s of chaos: see soak.chaos._small_plan
@@ -106,11 +127,13 @@ class SoakSettings:
 
 @dataclass
 class Progress:
+    label: str = ""
+    """The backend: two soaks may run side by side (the small variant)."""
     started: float = field(default_factory=time.time)
     lines: list[str] = field(default_factory=list)
 
     def say(self, text: str) -> None:
-        line = f"[soak +{time.time() - self.started:6.1f}s] {text}"
+        line = f"[soak {self.label} +{time.time() - self.started:6.1f}s] {text}"
         self.lines.append(line)
         print(line, flush=True)
 
@@ -119,7 +142,7 @@ def run_soak(settings: SoakSettings) -> dict[str, Any]:
     """Run one soak; returns the result (``result["failures"]`` is empty when everything held)."""
     root = settings.root or Path(tempfile.mkdtemp(prefix=f"bridge-soak-{settings.backend}-"))
     root.mkdir(parents=True, exist_ok=True)
-    progress = Progress()
+    progress = Progress(label=settings.backend)
     schema: str | None = None
     database_url = redis_url = None
     if settings.backend == "postgres":
@@ -144,6 +167,7 @@ def _run(
     rng = random.Random(settings.seed)
     run_id = f"{settings.seed % 100000:05d}{rng.randrange(36**3):04x}"
     (root / "stack").mkdir(parents=True, exist_ok=True)
+    workers = settings.workers or (2 if settings.backend == "postgres" else 1)
     stack = SoakStack(
         root / "stack",
         database_url=database_url,
@@ -152,6 +176,7 @@ def _run(
         sandbox_seed=settings.seed,
         reconcile_minutes=settings.reconcile_minutes,
         worker_threads=settings.worker_threads,
+        workers=workers,
     )
     result: dict[str, Any] = {
         "backend": settings.backend,
@@ -166,6 +191,7 @@ def _run(
         engine = stack.engine()
         db = BridgeDb(engine)
         result.update(_soak(settings, stack, db, rng, run_id, progress))
+        result["workers"] = workers
     except BaseException as exc:
         result.setdefault("failures", []).append(f"the soak itself failed: {type(exc).__name__}: {exc}")
         result["process_logs"] = stack.tails(30)
@@ -191,11 +217,15 @@ def _soak(
         jira_fraction=settings.jira_fraction,
         permanent=settings.permanent,
         chain_fraction=settings.chain_fraction,
+        nul_mails=settings.nul_mails,
+        nul_sender=settings.nul_sender,
+        storms=settings.storms,
     )
     load_seconds = settings.reports / settings.rate
     chaos_plan = plan_chaos(rng, load_seconds + settings.chaos_tail, small=settings.small, create_rate=settings.rate)
     observer = SandboxObserver(stack.sandbox_url, missing_project=MISSING_PROJECT)
     acts = ActDriver(stack, db, plans, debounce=settings.debounce_seconds, gate_timeout=settings.gate_timeout)
+    storms = StormDriver(stack, db, plans, copies=settings.storm_copies, give_up_after=settings.give_up_after)
     sender = Sender(
         stack.web_url, threads=settings.send_threads, give_up_after=settings.give_up_after, seed=rng.randrange(2**32)
     )
@@ -206,10 +236,13 @@ def _soak(
     progress.say(
         f"{settings.reports} reports at {settings.rate}/s ({load_seconds:.0f} s), "
         f"chaos for {chaos_plan.duration:.0f} s, "
-        f"{sum(1 for p in plans if p.chain)} action chains, {settings.permanent} reports to {MISSING_PROJECT}"
+        f"{sum(1 for p in plans if p.chain)} action chains, {len(storms.storms)} webhook storms, "
+        f"{sum(1 for p in plans if p.nul)} NUL mails, {settings.permanent} reports to {MISSING_PROJECT}, "
+        f"{len(stack.workers)} worker process(es)"
     )
     observer.start()
     acts.start()
+    storms.start()
     ticker.start()
     chaos.start()
     timings: dict[str, float] = {}
@@ -222,27 +255,45 @@ def _soak(
         progress.say("chaos over: every process up, faults cleared, SMTP up; settling")
         chaos.faults.clear()
         stack.ensure_running()
-        settled_at = _settle(stack, db, acts, observer, settings.settle_timeout, progress)
+        settled_at = _settle(stack, db, acts, storms, observer, settings.settle_timeout, progress)
         timings["settled"] = round(time.time() - progress.started, 1)
     finally:
         stop.set()
         chaos.stop()
         sender.close()
         acts.stop()
+        storms.stop()
         observer.stop()
         ticker.join(timeout=10)
     progress.say("verifying")
-    verdict = verify(plans, db, stack.state(), stack.smtp.snapshot(), settled_at=settled_at)
+    try:
+        rejected_listing: str | None = stack.bridge_cli("emails", "--state", "rejected", "--limit", "100000")
+    except (HarnessError, OSError) as exc:
+        progress.say(f"python -m bridge emails failed: {exc}")
+        rejected_listing = None
+    verdict = verify(
+        plans,
+        db,
+        stack.state(),
+        stack.smtp.snapshot(),
+        settled_at=settled_at,
+        run_id=run_id,
+        rejected_listing=rejected_listing,
+    )
+    logs = [worker.stderr_path for worker in stack.workers]
     verdict.survived["latencies"] = db.latencies()
-    verdict.survived["blocked_job_runs"] = _count_in_log(stack.worker.stderr_path, '"job.blocked"')
-    verdict.survived["sweep_requeued_jobs"] = _sum_in_log(stack.worker.stderr_path, "sweep.requeued", "count")
+    verdict.survived["blocked_job_runs"] = sum(_count_in_log(path, '"job.blocked"') for path in logs)
+    verdict.survived["sweep_requeued_jobs"] = sum(_sum_in_log(path, "sweep.requeued", "count") for path in logs)
+    verdict.survived["sprint_refusals_replanned"] = sum(_count_in_log(path, '"plan.replanned"') for path in logs)
     failures = list(verdict.failures)
     if settled_at is None:
         failures.insert(0, f"did not settle within {settings.settle_timeout:.0f} s")
     failures += [f"chaos: {e}" for e in chaos.log.errors]
     if acts.error is not None:
         failures.append(f"the action driver crashed: {acts.error!r}")
-    injected = _injected(stack, chaos, observer, sender, acts)
+    if storms.error is not None:
+        failures.append(f"the storm driver crashed: {storms.error!r}")
+    injected = _injected(stack, chaos, observer, sender, acts, storms)
     return {
         "timings_s": timings,
         "injected": injected,
@@ -250,7 +301,11 @@ def _soak(
         "failures": failures,
         "chaos_plan": chaos_plan.to_json(),
         "chaos_events": chaos.log.events,
-        "reports": [_report_json(p) for p in plans if p.chain or p.permanent or p.attempts > 1 or not p.accepted],
+        "reports": [
+            _report_json(p)
+            for p in plans
+            if p.chain or p.storm or p.nul or p.permanent or p.attempts > 1 or not p.accepted
+        ],
     }
 
 
@@ -268,7 +323,7 @@ def _tick(
         progress.say(
             f"accepted {accepted}/{len(plans)}, jobs {jobs}, emails {len(stack.smtp.seen)}, "
             f"acts {acts.stats.acts} (chains complete {complete}/{len(chains)}), "
-            f"worker {'up' if stack.worker.alive() else 'DOWN'}, web {'up' if stack.web.alive() else 'DOWN'}, "
+            f"worker {'up' if stack.workers_alive() else 'DOWN'}, web {'up' if stack.web.alive() else 'DOWN'}, "
             f"smtp {'up' if stack.smtp.up else 'DOWN'}"
         )
 
@@ -297,10 +352,17 @@ def _sum_in_log(path: Path, event: str, field_name: str) -> int:
 
 
 def _settle(
-    stack: SoakStack, db: BridgeDb, acts: ActDriver, observer: SandboxObserver, timeout: float, progress: Progress
+    stack: SoakStack,
+    db: BridgeDb,
+    acts: ActDriver,
+    storms: StormDriver,
+    observer: SandboxObserver,
+    timeout: float,
+    progress: Progress,
 ) -> float | None:
-    """Wait until every chain has ended, no job is pending or running and no webhook is left to send,
-    twice in a row 3 s apart; returns that moment (epoch seconds), or None at the deadline."""
+    """Wait until every chain has ended, every storm has fired, no job is pending or running and no
+    webhook is left to send, twice in a row 3 s apart; returns that moment (epoch seconds), or None at
+    the deadline."""
     deadline = time.monotonic() + timeout
     calm = 0
     first_calm = 0.0
@@ -312,21 +374,21 @@ def _settle(
             calm = 0
             continue
         busy = counts.get("pending", 0) + counts.get("running", 0)
-        open_chains = len(acts.open_chains())
-        idle = busy == 0 and open_chains == 0 and observer.poll_webhooks()
+        open_work = len(acts.open_chains()) + len(storms.open_storms())
+        idle = busy == 0 and open_work == 0 and observer.poll_webhooks()
         calm = calm + 1 if idle else 0
         if calm == 1:
             first_calm = time.time()
         if calm >= 2:
             progress.say("settled: no job pending or running, every chain ended, no webhook left to send")
             return first_calm
-        if not (stack.worker.alive() and stack.web.alive()):
+        if not (stack.workers_alive() and stack.web.alive()):
             stack.ensure_running()
     return None
 
 
 def _injected(
-    stack: SoakStack, chaos: Chaos, observer: SandboxObserver, sender: Sender, acts: ActDriver
+    stack: SoakStack, chaos: Chaos, observer: SandboxObserver, sender: Sender, acts: ActDriver, storms: StormDriver
 ) -> dict[str, Any]:
     plan = chaos.plan
     log = chaos.log
@@ -355,6 +417,13 @@ def _injected(
         "load_retries_answered_duplicate": sender.stats.duplicate_answers,
         "developer_actions": acts.stats.acts,
         "developer_actions_refused": acts.stats.failed,
+        "worker_processes": len(stack.workers),
+        "jira_sprints_closed_mid_outage": log.count("jira sprint closed"),
+        "jira_sprint_closes_after_create": plan.jira_close_after_create[1],
+        "storms_fired": storms.stats.storms,
+        "storm_webhook_posts": storms.stats.posts,
+        "storm_webhook_post_retries": storms.stats.post_retries,
+        "storm_sandbox_deliveries": storms.stats.sandbox_deliveries,
     }
 
 
@@ -370,6 +439,13 @@ def _report_json(p: Planned) -> dict[str, Any]:
         "chain_state": p.chain_state,
         "chain_note": p.chain_note,
         "acts": [a for a, _ in p.acts_done],
+        "provider": p.provider,
+        "nul": p.nul,
+        "intake": p.intake_status,
+        "storm": p.storm,
+        "storm_state": p.storm_state,
+        "storm_note": p.storm_note,
+        "storm_posts": p.storm_posts,
     }
 
 
@@ -400,6 +476,13 @@ _INJECTED_ROWS: list[tuple[str, Keys]] = [
     ("intake: reports retried (same key)", "load_reports_retried"),
     ("  retry answered 'already stored'", "load_retries_answered_duplicate"),
     ("developer actions (refused)", ("developer_actions", "developer_actions_refused")),
+    ("worker processes", "worker_processes"),
+    (
+        "Jira sprint closed mid-outage / after a create",
+        ("jira_sprints_closed_mid_outage", "jira_sprint_closes_after_create"),
+    ),
+    ("  Jira sprint calls (refused: sprint closed)", ("jira_sprint_calls", "jira_sprint_calls_refused")),
+    ("webhook storms fired (posts / retried)", ("storms_fired", "storm_webhook_posts", "storm_webhook_post_retries")),
 ]
 _SURVIVED_ROWS: list[tuple[str, Keys]] = [
     ("reports accepted / planned", ("reports_accepted", "reports_planned")),
@@ -414,6 +497,12 @@ _SURVIVED_ROWS: list[tuple[str, Keys]] = [
     ("  duplicate / missing emails", ("duplicate_emails", "missing_emails")),
     ("  resends with the same Message-ID", "email_resends_same_message_id"),
     ("action chains complete / total", None),
+    ("NUL mails: filed / set aside / sent", ("nul_mails_filed", "nul_mails_set_aside", "nul_mails")),
+    ("  emails after a NUL mail filed", "emails_after_a_nul_mail_filed"),
+    ("issues re-planned (sprint refused)", "sprint_refusals_replanned"),
+    ("storms ending in the issue's status", None),
+    ("  storm comment emails (in order)", "storm_comment_emails"),
+    ("lanes with a job finished out of order", "lane_disorders"),
     ("dead letters / expected", ("dead_letters", "dead_letters_expected")),
     ("jobs left pending or running", "jobs_left_pending_or_running"),
     ("  reconcile re-syncs queued after settling", "reconcile_syncs_queued_after_settle"),
@@ -442,6 +531,8 @@ def format_table(result: dict[str, Any]) -> str:
         if label.startswith("action chains"):
             states = survived.get("chain_states", {})
             value = f"{states.get('complete', 0)} / {survived.get('chains', '-')}"
+        elif label.startswith("storms ending"):
+            value = f"{survived.get('storms_in_final_status', '-')} / {survived.get('storms', '-')}"
         else:
             value = _cell(survived, keys)
         lines.append(f"  {label:<42} {value:>14}")

@@ -7,8 +7,10 @@ restartable SMTP sink):
   threads) and a copy of ``mappings/`` whose routing sends product ``billing`` and the organisation of
   ``@jira-kunde.dk`` senders to Jira, and product ``legacy-archive`` to a GitLab project that does not
   exist (every filing there is refused with 404: the designed permanent failure);
-- ``EMAIL_INBOUND_TOKEN`` for the raw email endpoint, PostgreSQL + Redis on request, a seeded sandbox;
-- an SMTP sink that indexes mail by tracking ID, and ``ensure_running`` after the chaos.
+- ``EMAIL_INBOUND_TOKEN`` for the email endpoints, PostgreSQL + Redis on request, one or more worker
+  processes, a seeded sandbox;
+- an SMTP sink that indexes mail by tracking ID, ``ensure_running`` after the chaos, and the bridge's
+  command line (``bridge_cli``) for what an operator would look at.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -25,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 
 from harness.mail import Mail, MailSink
-from harness.process import REPO, HarnessError
+from harness.process import PYTHON, REPO, HarnessError
 from harness.stack import Stack
 
 EMAIL_TOKEN = "soak-email-inbound-token"  # noqa: S105 - a loopback test credential
@@ -154,6 +157,7 @@ class SoakStack(Stack):
         sandbox_seed: int = 0,
         reconcile_minutes: int = 2,
         worker_threads: int = 4,
+        workers: int = 1,
     ) -> None:
         self.smtp = SoakMailSink()
         root.mkdir(parents=True, exist_ok=True)
@@ -161,6 +165,7 @@ class SoakStack(Stack):
         super().__init__(
             root,
             tracker=tracker,
+            workers=workers,
             database_url=database_url,
             redis_url=redis_url,
             mail=self.smtp,
@@ -184,13 +189,25 @@ class SoakStack(Stack):
 
     def ensure_running(self) -> None:
         """After the chaos: every process up again (restarting any that died on their own)."""
-        if not self.worker.alive():
-            self.start_worker()
+        self.start_workers()
         if not self.web.alive():
             self.start_web()
         self.smtp.start()
         if self.sandbox is None or not self.sandbox.alive():
             raise HarnessError("the tracker sandbox died")
+
+    def workers_alive(self) -> bool:
+        return all(worker.alive() for worker in self.workers)
+
+    def bridge_cli(self, *args: str, timeout: float = 60) -> str:
+        """``python -m bridge <args>`` with the stack's environment; its output (raises if it fails)."""
+        done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+            [PYTHON, "-m", "bridge", *args], cwd=REPO, env=self.env, capture_output=True, timeout=timeout, check=False
+        )
+        output = (done.stdout + done.stderr).decode(errors="replace")
+        if done.returncode != 0:
+            raise HarnessError(f"python -m bridge {' '.join(args)} exited {done.returncode}:\n{output[-2000:]}")
+        return done.stdout.decode(errors="replace")
 
 
 def sleep_until(moment: float, stop: threading.Event | None = None) -> bool:
