@@ -5,7 +5,7 @@ Environment: ``SOAK_BACKEND`` (``sqlite``; ``make soak`` runs ``sqlite,postgres`
 (2000), ``SOAK_RATE`` (reports per second, 8), ``SOAK_SEED``, ``SOAK_DATABASE_URL`` (PostgreSQL base URL;
 default ``TEST_DATABASE_URL`` or ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; a fresh schema is
 created and dropped), ``SOAK_REDIS_URL`` (``redis://127.0.0.1:6379/13``, flushed at start),
-``SOAK_NUL_MAILS`` (28), ``SOAK_NUL_SENDER`` (1: a NUL in a sender's address too), ``SOAK_STORMS`` (8),
+``SOAK_NUL_MAILS`` (27), ``SOAK_STORMS`` (8),
 ``SOAK_WORKERS`` (worker processes; default two on PostgreSQL, one on SQLite).
 """
 

@@ -5,8 +5,8 @@ PostgreSQL refuses NUL in text, so a NUL that reaches an insert (or a query para
 time; SQLite stores it. The bridge cleans NUL out of the text it reads and sets aside (``rejected``
 with the reason) a message whose contents the database still refuses. Where the NUL sits decides
 which: ``MUST_FILE`` are the places where nothing the report needs depends on the NUL, so the report
-must still become a ticket, cleaned; elsewhere (the sender's address, a threading header) setting
-the message aside with a reason is as good. Either way it is stored, never lost, and the emails after
+must still become a ticket, cleaned; elsewhere (the sender's address, a threading header) rejecting
+or setting the message aside with a reason is as good. Either way it is stored, never lost, and the emails after
 it go on.
 
 Every message carries ``X-Soak-Ref: soakref-<run>-<n>``, which is found again in what the bridge
@@ -27,12 +27,23 @@ from typing import Any
 from urllib.parse import urlencode
 
 PROVIDERS = ("raw", "postmark", "mailgun")
-NUL_PLACEMENTS = ("body", "body-encoded", "subject", "display-name", "message-id", "header", "references")
-"""Where a NUL mail carries its NUL; ``body-encoded`` is quoted-printable ``=00`` in a raw message."""
-NUL_SENDER = "sender"
-"""A NUL inside the sender's address: only with ``SoakSettings.nul_sender`` (see soak/README.md)."""
-MUST_FILE = frozenset({"body", "body-encoded", "subject", "display-name", "message-id", "header"})
-"""Placements after which the report must still become a ticket (the NUL cleaned out)."""
+NUL_PLACEMENTS = (
+    "body",
+    "body-encoded",
+    "subject",
+    "display-name",
+    "message-id",
+    "recipient",
+    "header",
+    "references",
+    "sender",
+)
+"""Where a NUL mail carries its NUL; ``body-encoded`` is quoted-printable ``=00`` in a raw message,
+``recipient`` is the support address it was sent to, ``header`` an unused one (``X-Mailer``)."""
+MUST_FILE = frozenset({"body", "body-encoded", "subject", "display-name", "message-id", "recipient", "header"})
+"""Placements after which the report must still become a ticket (the NUL cleaned out): nothing the
+report needs depends on the NUL. A NUL in the sender's address leaves no address to answer; one in
+``References`` names a thread that cannot exist."""
 
 SUPPORT = "support@bridge.example"
 MAILER = "Soak Mailer 1.0"
@@ -112,9 +123,10 @@ def _raw(mail: Mail, nul: str | None) -> bytes:
         "subject": (b"\r\nSubject: ", b"\r\nSubject: \x00"),
         "display-name": (b"From: " + mail.name.encode(), b"From: " + mail.name.encode() + b"\x00"),
         "message-id": (b"\r\nMessage-ID: <", b"\r\nMessage-ID: <\x00"),
+        "recipient": (b"\r\nTo: sup", b"\r\nTo: sup\x00"),
         "header": (b"\r\nX-Mailer: Soak", b"\r\nX-Mailer: Soak\x00"),
         "references": (b"\r\nReferences: <soak.", b"\r\nReferences: <soak.\x00"),
-        NUL_SENDER: (b" <" + mail.sender.encode(), b" <\x00" + mail.sender.encode()),
+        "sender": (b" <" + mail.sender.encode(), b" <\x00" + mail.sender.encode()),
     }
     if nul == "body":
         body = _once(body, b"Mvh", b"M\x00vh")
@@ -142,6 +154,7 @@ def _with_nul(mail: Mail, nul: str | None) -> dict[str, str]:
         "message_id": mail.message_id,
         "mailer": MAILER,
         "references": _references(mail) if nul == "references" else "",
+        "recipient": SUPPORT,
     }
     where = {
         "body": ("text", "Mvh", "M\x00vh"),
@@ -149,9 +162,10 @@ def _with_nul(mail: Mail, nul: str | None) -> dict[str, str]:
         "subject": ("subject", "", "\x00"),
         "display-name": ("name", "", "\x00"),
         "message-id": ("message_id", "<", "<\x00"),
+        "recipient": ("recipient", "sup", "sup\x00"),
         "header": ("mailer", "Soak", "Soak\x00"),
         "references": ("references", "<soak.", "<soak.\x00"),
-        NUL_SENDER: ("sender", "", "\x00"),
+        "sender": ("sender", "", "\x00"),
     }
     if nul is not None:
         key, old, new = where[nul]
@@ -162,7 +176,7 @@ def _with_nul(mail: Mail, nul: str | None) -> dict[str, str]:
 def _headers(fields: dict[str, str], mail: Mail) -> list[tuple[str, str]]:
     headers = [
         ("From", f"{fields['name']} <{fields['sender']}>"),
-        ("To", SUPPORT),
+        ("To", fields["recipient"]),
         ("Subject", fields["subject"]),
         ("Message-ID", fields["message_id"]),
         ("X-Mailer", fields["mailer"]),
@@ -179,9 +193,9 @@ def _postmark(mail: Mail, nul: str | None) -> bytes:
         "From": fields["sender"],
         "FromName": fields["name"],
         "FromFull": {"Email": fields["sender"], "Name": fields["name"], "MailboxHash": ""},
-        "To": SUPPORT,
-        "ToFull": [{"Email": SUPPORT, "Name": "", "MailboxHash": ""}],
-        "OriginalRecipient": SUPPORT,
+        "To": fields["recipient"],
+        "ToFull": [{"Email": fields["recipient"], "Name": "", "MailboxHash": ""}],
+        "OriginalRecipient": fields["recipient"],
         "Subject": fields["subject"],
         # Postmark's own id (not the Message-ID): fixed per message, so a retry is the same post.
         "MessageID": str(uuid.uuid5(uuid.NAMESPACE_URL, mail.ref)),
@@ -196,7 +210,7 @@ def _postmark(mail: Mail, nul: str | None) -> bytes:
 def _mailgun(mail: Mail, nul: str | None) -> bytes:
     fields = _with_nul(mail, nul)
     form = {
-        "recipient": SUPPORT,
+        "recipient": fields["recipient"],
         "sender": fields["sender"],
         "from": f"{fields['name']} <{fields['sender']}>",
         "subject": fields["subject"],

@@ -24,7 +24,7 @@ import requests
 
 from bridge.web.signatures import sign
 from harness.stack import SIGNING_SECRET
-from soak.inbound import NUL_PLACEMENTS, NUL_SENDER, PROVIDERS, Mail, Post, encode, soak_ref
+from soak.inbound import NUL_PLACEMENTS, PROVIDERS, Mail, Post, encode, soak_ref
 from soak.stack import EMAIL_TOKEN, JIRA_DOMAIN, JIRA_PRODUCT, PERMANENT_PRODUCT
 from soak.storms import STORMS
 
@@ -144,7 +144,6 @@ def plan_reports(
     permanent: int,
     chain_fraction: float,
     nul_mails: int = 0,
-    nul_sender: bool = False,
     storms: int = 0,
 ) -> list[Planned]:
     """``count`` reports: ``permanent`` of them routed to the missing project, spread over the run;
@@ -205,7 +204,7 @@ def plan_reports(
                 chain=chain,
             )
         )
-    _choose_nul_mails(plans, rng, nul_mails, placements=(*NUL_PLACEMENTS, *((NUL_SENDER,) if nul_sender else ())))
+    _choose_nul_mails(plans, rng, nul_mails)
     for planned in plans:
         if planned.channel == "email":
             planned.provider = "raw" if planned.nul is None else planned.provider
@@ -223,15 +222,16 @@ def _plain(planned: Planned) -> bool:
     return not planned.permanent and planned.chain is None and planned.nul is None and planned.storm is None
 
 
-def _choose_nul_mails(plans: list[Planned], rng: random.Random, count: int, *, placements: tuple[str, ...]) -> None:
+def _choose_nul_mails(plans: list[Planned], rng: random.Random, count: int) -> None:
     """``count`` emails of the first three fifths (so that many emails come after them) get a NUL: every
     placement in turn, each time through the next provider (``body-encoded`` is raw's). A NUL mail
     gets no action chain: it may be set aside."""
     eligible = [p for p in plans if p.channel == "email" and not p.permanent and p.n < len(plans) * 0.6]
     chosen = sorted(rng.sample(eligible, min(count, len(eligible))), key=lambda p: p.n)
     for i, planned in enumerate(chosen):
-        planned.nul = placements[i % len(placements)]
-        planned.provider = PROVIDERS[(i + i // len(placements)) % len(PROVIDERS)]
+        turn, placement = divmod(i, len(NUL_PLACEMENTS))
+        planned.nul = NUL_PLACEMENTS[placement]
+        planned.provider = PROVIDERS[(placement + turn) % len(PROVIDERS)]
         if planned.nul == "body-encoded":
             planned.provider = "raw"
         planned.chain = None

@@ -51,10 +51,8 @@ class SoakSettings:
     """Reports routed to the GitLab project that does not exist: each must end as one dead letter."""
     chain_fraction: float = 0.3
     """Share of the reports (of the first three quarters) whose issue gets a developer action chain."""
-    nul_mails: int = 28
+    nul_mails: int = 27
     """Emails with a NUL (soak/inbound.py): each placement in turn, through raw, Postmark and Mailgun."""
-    nul_sender: bool = True
-    """Also put the NUL into the sender's address (see soak/README.md: SQLite keeps it in the ticket)."""
     storms: int = 8
     """Issues that get a webhook storm (soak/storms.py), GitLab and Jira in turn."""
     storm_copies: int = 3
@@ -93,7 +91,6 @@ class SoakSettings:
             "worker_threads": int(env.get("SOAK_WORKER_THREADS", base.worker_threads)),
             "reconcile_minutes": int(env.get("SOAK_RECONCILE_MINUTES", base.reconcile_minutes)),
             "nul_mails": int(env.get("SOAK_NUL_MAILS", base.nul_mails)),
-            "nul_sender": env.get("SOAK_NUL_SENDER", "1" if base.nul_sender else "0") == "1",
             "storms": int(env.get("SOAK_STORMS", base.storms)),
             "workers": int(env["SOAK_WORKERS"]) if env.get("SOAK_WORKERS") else base.workers,
             "pg_base_url": env.get("SOAK_DATABASE_URL", env.get("TEST_DATABASE_URL", base.pg_base_url)),
@@ -110,8 +107,7 @@ class SoakSettings:
             permanent=2,
             email_fraction=0.35,  # room for the NUL mails and emails after them
             chain_fraction=0.4,
-            nul_mails=7,  # each placement but the sender's address once
-            nul_sender=False,  # SQLite keeps such a NUL in the ticket: see soak/README.md
+            nul_mails=9,  # each placement once
             storms=2,
             small=True,
             reconcile_minutes=1,  # a webhook lost while the web is down is found within the short run
@@ -218,7 +214,6 @@ def _soak(
         permanent=settings.permanent,
         chain_fraction=settings.chain_fraction,
         nul_mails=settings.nul_mails,
-        nul_sender=settings.nul_sender,
         storms=settings.storms,
     )
     load_seconds = settings.reports / settings.rate
