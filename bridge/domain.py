@@ -149,6 +149,8 @@ class IssueSnapshot:
     sprint_id: str | None = None
     """GitLab milestone id or Jira open sprint id the issue is in, if any."""
     updated_at: datetime | None = None
+    components: tuple[str, ...] = ()
+    """Jira component names (GitLab has none)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +176,12 @@ class NewIssue:
     reporter_name: str | None = None
     reporter_email: str | None = None
     """Only set when configuration allows personal data in the tracker."""
+    category: str | None = None
+    """The report's category (``categories.yaml``), shown beside the severity in the description."""
+    category_rule: str | None = None
+    """Why: the category rule that fired (``product:widget``, ``phrase:invoice``, ``default``)."""
+    components: tuple[str, ...] = ()
+    """Jira components to set (the category, when the project has a component of that name)."""
 
     @property
     def title(self) -> str:

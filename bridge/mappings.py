@@ -85,13 +85,17 @@ class SeverityRules(_Model):
 
 
 class RouteCondition(_Model):
+    """Every condition given must hold; each lists the values that match (case-insensitive)."""
+
     product: list[str] = []
     organization: list[str] = []
+    category: list[str] = []
+    """Category names from ``categories.yaml``: routing then comes after categorising."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> RouteCondition:
-        if not self.product and not self.organization:
-            raise ValueError("a route needs `product` and/or `organization` in `when`")
+        if not self.product and not self.organization and not self.category:
+            raise ValueError("a route needs `product`, `organization` and/or `category` in `when`")
         return self
 
 
@@ -103,6 +107,15 @@ class Route(_Model):
     board_id: int | None = None
 
 
+CATEGORY_PLACEHOLDER = "{category}"
+
+CATEGORY_DEFAULTS: dict[str, dict[str, object]] = {
+    "gitlab": {"category": "category::{category}", "category_as_component": False},
+    "jira": {"category": "category-{category}", "category_as_component": True},
+}
+"""CONTRACT section 6: GitLab's scoped label; Jira's component of that name, else the label."""
+
+
 class LabelScheme(_Model):
     severity: str
     kind: str
@@ -111,6 +124,12 @@ class LabelScheme(_Model):
     needs_planning: str
     support_review: str = "needs-support-review"
     """Set when a reporter disputes a declined ticket: a person should look."""
+    category: str = "category::{category}"
+    """The category's label, ``{category}`` its name (Jira's default, ``category-{category}``, is
+    filled in by ``Routing``). Read back from the tracker too, so it holds ``{category}`` once."""
+    category_as_component: bool = False
+    """Jira: the category goes in as the project's component of that name when the project has one,
+    else as the label (on by default for Jira)."""
 
     @field_validator("severity", "kind", "source", "po_review", "needs_planning", "support_review")
     @classmethod
@@ -121,17 +140,58 @@ class LabelScheme(_Model):
             raise ValueError(f"unknown placeholder in {value!r}: {exc}") from None
         return value
 
+    @field_validator("category")
+    @classmethod
+    def _one_category_placeholder(cls, value: str) -> str:
+        try:
+            value.format(category="c")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder in {value!r}: {exc}") from None
+        if value.count(CATEGORY_PLACEHOLDER) != 1 or "{{" in value or "}}" in value:
+            raise ValueError(f"{value!r} must hold {CATEGORY_PLACEHOLDER} exactly once (and no other braces)")
+        return value
+
+    def category_label(self, name: str) -> str:
+        return self.category.replace(CATEGORY_PLACEHOLDER, name)
+
+    def category_of_label(self, label: str) -> str | None:
+        """The category name a label of the ``category`` form carries (prefix and suffix compared
+        case-insensitively), as written; None for any other label."""
+        prefix, _, suffix = self.category.partition(CATEGORY_PLACEHOLDER)
+        if len(label) <= len(prefix) + len(suffix):
+            return None
+        head, tail = label[: len(prefix)], label[len(label) - len(suffix) :]
+        if head.casefold() != prefix.casefold() or tail.casefold() != suffix.casefold():
+            return None
+        return label[len(prefix) : len(label) - len(suffix)].strip() or None
+
 
 class Routing(_Model):
     routes: list[Route] = []
     labels: dict[Literal["gitlab", "jira"], LabelScheme]
     jira_priority: dict[Severity, str]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _category_defaults(cls, value: object) -> object:
+        """Each tracker's own category defaults where its label scheme does not set them."""
+        if not isinstance(value, dict) or not isinstance(value.get("labels"), dict):
+            return value
+        labels = dict(value["labels"])
+        for tracker, defaults in CATEGORY_DEFAULTS.items():
+            scheme = labels.get(tracker)
+            if isinstance(scheme, dict):
+                labels[tracker] = {**defaults, **scheme}
+        return {**value, "labels": labels}
+
     @model_validator(mode="after")
     def _complete(self) -> Routing:
         missing = [t for t in ("gitlab", "jira") if t not in self.labels]
         if missing:
             raise ValueError(f"labels missing for: {', '.join(missing)}")
+        gitlab = self.labels.get("gitlab")
+        if gitlab is not None and gitlab.category_as_component:
+            raise ValueError("labels.gitlab.category_as_component: GitLab has no components (a Jira setting)")
         missing_prio = [s.value for s in Severity if s not in self.jira_priority]
         if missing_prio:
             raise ValueError(f"jira_priority missing for: {', '.join(missing_prio)}")
@@ -309,6 +369,26 @@ def duplicate_names(loaded: LoadedYaml, path: tuple[str, ...], field: str = "nam
     return problems
 
 
+def unknown_route_categories(loaded: LoadedYaml, routing: Routing, categories: CategoryRules) -> list[Problem]:
+    """A problem for each route condition naming a category ``categories.yaml`` does not have:
+    such a route could never match."""
+    known = {name.casefold() for name in categories.names}
+    problems: list[Problem] = []
+    for index, candidate in enumerate(routing.routes):
+        for position, name in enumerate(candidate.when.category):
+            if name.strip().casefold() not in known:
+                loc: tuple[str | int, ...] = ("routes", index, "when", "category", position)
+                problems.append(
+                    Problem(
+                        file=loaded.path,
+                        key=".".join(str(part) for part in loc),
+                        line=loaded.line_of(loc),
+                        message=f"unknown category {name!r} (categories.yaml has: {', '.join(categories.names)})",
+                    )
+                )
+    return problems
+
+
 # --- all of them ---------------------------------------------------------------------------
 
 
@@ -348,17 +428,22 @@ def load_mappings(directory: Path, env: Mapping[str, str] | None = None) -> Mapp
     """Load every mapping file; raise one ``ConfigError`` listing all problems in all files."""
     problems: list[Problem] = []
     parsed: dict[str, BaseModel] = {}
+    files: dict[str, LoadedYaml] = {}
     for attr, (filename, model) in _FILES.items():
         try:
             loaded = load_yaml(directory / filename, env or {})
         except YamlFileError as exc:
             problems.append(exc.problem)
             continue
+        files[attr] = loaded
         duplicates = [problem for path in _NAMED_LISTS.get(attr, ()) for problem in duplicate_names(loaded, path)]
         problems.extend(duplicates)
         result = validate(model, loaded, problems)
         if result is not None and not duplicates:
             parsed[attr] = result
+    routing, categories = parsed.get("routing"), parsed.get("categories")
+    if isinstance(routing, Routing) and isinstance(categories, CategoryRules):
+        problems.extend(unknown_route_categories(files["routing"], routing, categories))
     wording = load_wording(directory / "templates", problems)
     if problems:
         raise ConfigError(problems)

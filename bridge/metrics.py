@@ -48,6 +48,7 @@ __all__ = [
     "QueueStats",
     "SupportCollector",
     "TicketCollector",
+    "category_change",
     "endpoint_name",
     "exposition",
     "install_request_metrics",
@@ -128,13 +129,21 @@ RECONCILE_SYNCS = Counter(
     registry=REGISTRY,
 )
 
+CATEGORY_CHANGES = Counter(
+    "bridge_category_changes",
+    "Categories support changed in the tracker, by the category changed to (names outside categories.yaml: other).",
+    ["category"],
+    registry=REGISTRY,
+)
+
 _LABEL: Final = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,47}")
+OTHER: Final = "other"
 
 
 def _label(value: str) -> str:
     """A label value from our vocabularies; anything else (an address, an id, a token) is ``other``."""
     value = value.lower()
-    return value if _LABEL.fullmatch(value) and "@" not in value else "other"
+    return value if _LABEL.fullmatch(value) and "@" not in value else OTHER
 
 
 # -- recording --------------------------------------------------------------------------------------
@@ -159,6 +168,12 @@ def job_run(kind: str, outcome: str, duration: float | None = None) -> None:
 
 def notification(kind: str, outcome: str) -> None:
     NOTIFICATIONS.labels(kind=_label(kind), outcome=_label(outcome)).inc()
+
+
+def category_change(category: str) -> None:
+    """Support changed a ticket's category in the tracker; ``category`` is already bounded by the
+    caller (a name from the category mapping, else ``other``)."""
+    CATEGORY_CHANGES.labels(category=_label(category)).inc()
 
 
 def reconcile_run(tracker: str, *, ok: bool, queued: int = 0) -> None:
@@ -190,6 +205,7 @@ _ROUTES: Final[tuple[tuple[str, str, str], ...]] = (
     ("GET", r"/serverInfo", "server_info"),
     ("GET", r"/myself", "myself"),
     ("GET", rf"/project/{_ID}", "get_project"),
+    ("GET", rf"/project/{_ID}/components", "list_components"),
     ("GET", r"/field", "list_fields"),
     ("POST", r"/issue", "create_issue"),
     ("GET", rf"/issue/{_ID}", "get_issue"),

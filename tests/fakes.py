@@ -39,6 +39,8 @@ class FakeIssue:
     """(filename, content type, content) of every file uploaded to the issue."""
     redacted_description: str | None = None
     """The description ``redact_issue`` replaced the rendered one with."""
+    components: tuple[str, ...] = ()
+    """Jira-ish component names (set on create from ``NewIssue.components``, or by a test as support)."""
 
 
 class FakeTracker:
@@ -65,6 +67,8 @@ class FakeTracker:
         self.now: Callable[[], datetime] = _utcnow
         self.changed_limit: int | None = None
         """At most this many issues per ``changed_since``, like the adapters' page bound (None: all)."""
+        self.project_components: dict[str, tuple[str, ...]] = {}
+        """Component names per project, as ``components`` lists them (Jira-ish; none by default)."""
         """The clock stamping ``updated_at`` on create and on every change; tests may replace it."""
 
     def _maybe_fail(self, op: str) -> None:
@@ -95,6 +99,7 @@ class FakeTracker:
                 sprint_id=issue.sprint.id if issue.sprint and self.sprint_on_create else None,
                 new_issue=issue,
                 updated_at=self.now(),
+                components=self._known_components(dest, issue.components),
             )
         )
         if self.on_create is not None:
@@ -120,6 +125,17 @@ class FakeTracker:
     def sprint_load(self, dest: Destination, sprint: Sprint, *, label: str, unit: CapacityUnit) -> float:
         self._maybe_fail("sprint_load")
         return self.loads.get(sprint.id, 0)
+
+    def components(self, dest: Destination) -> tuple[str, ...]:
+        self._maybe_fail("components")
+        return self.project_components.get(dest.project, ())
+
+    def _known_components(self, dest: Destination, names: Sequence[str]) -> tuple[str, ...]:
+        """Like Jira, a create naming a component the project does not have is refused (400)."""
+        unknown = [name for name in names if name not in self.project_components.get(dest.project, ())]
+        if unknown:
+            raise PermanentError(f"{self.name} create issue: HTTP 400: Component name '{unknown[0]}' is not valid")
+        return tuple(names)
 
     def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
         self._maybe_fail("add_comment")
@@ -153,6 +169,7 @@ class FakeTracker:
             priority=found.priority,
             sprint_id=found.sprint_id,
             updated_at=found.updated_at,
+            components=found.components,
         )
 
     def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:

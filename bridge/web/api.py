@@ -62,7 +62,7 @@ def ticket(tracking_id: str) -> Response:
     found = deps.store.ticket_by_tracking_id(tracking_id) if is_tracking_id(tracking_id) else None
     if found is None:
         return problem(404, "Unknown ticket", "no ticket with that tracking ID", slug="unknown-ticket")
-    view = ticket_view(found, deps.store.history(found.id), deps.mappings.wording)
+    view = ticket_view(found, deps.store.history(found.id), deps.mappings.wording, categories=deps.mappings.categories)
     return _json(view.as_json())
 
 
@@ -79,8 +79,11 @@ def tickets_of_reporter() -> Response:
         )
     if len(email) > _MAX_EMAIL or not _EMAIL.fullmatch(email):
         return problem(400, "Invalid email", "the email parameter is not an email address", slug="email")
-    wording = deps.mappings.wording
-    tickets = [ticket_view(t, (), wording).as_json(with_history=False) for t in deps.store.tickets_by_email(email)]
+    wording, categories = deps.mappings.wording, deps.mappings.categories
+    tickets = [
+        ticket_view(t, (), wording, categories=categories).as_json(with_history=False)
+        for t in deps.store.tickets_by_email(email)
+    ]
     return _json({"tickets": tickets})
 
 

@@ -48,6 +48,7 @@ PAGE_TEXT: dict[str, dict[str, str]] = {
         "heading": "Status for din fejlrapport",
         "tracking_id": "Sagsnummer",
         "status": "Status",
+        "category": "Kategori",
         "plan": "Plan",
         "kind": "Type",
         "sprint": "Sprint",
@@ -63,6 +64,7 @@ PAGE_TEXT: dict[str, dict[str, str]] = {
         "heading": "Status of your problem report",
         "tracking_id": "Tracking ID",
         "status": "Status",
+        "category": "Category",
         "plan": "Plan",
         "kind": "Type",
         "sprint": "Sprint",
@@ -105,7 +107,8 @@ def status(tracking_id: str) -> Response | tuple[str, int]:
     ticket = deps.store.ticket_by_tracking_id(tracking_id)
     if ticket is None:
         return _not_found()
-    view = ticket_view(ticket, deps.store.history(ticket.id), deps.mappings.wording)
+    mappings = deps.mappings
+    view = ticket_view(ticket, deps.store.history(ticket.id), mappings.wording, categories=mappings.categories)
     html = render_template("status/page.html", **page_context(view, deps.settings.timezone))
     return Response(html, mimetype="text/html")
 

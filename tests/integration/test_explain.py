@@ -115,7 +115,10 @@ def test_explain_in_danish_as_json(env: dict[str, str]) -> None:
     result = invoke("--title", "Din faktura er forkert", "--lang", "da", "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert body["category"] == {"name": "billing", "text": "Betaling og fakturering", "rule": "phrase:faktura"}
+    assert body["category"] == {
+        "name": "billing", "text": "Betaling og fakturering", "rule": "phrase:faktura",
+        "label": "category::billing", "component": None,
+    }  # fmt: skip
     assert body["sprint"]["text"] == "ingen gemte sprints; brug --online"
     assert body["problems"]["text"] == "gruppering er ikke slået til; hver rapport får sin egen sag"
     assert body["input"]["source"] == "fields"
@@ -289,7 +292,11 @@ def test_the_admin_api_explains_fields_in_danish_and_writes_nothing(
     assert answer.headers["Cache-Control"] == "no-store"
     body = answer.get_json()
     assert (body["severity"], body["kind"], body["po_review"]) == ("critical", "hotfix", True)
-    assert body["category"] == {"name": "widget", "text": "Chat-widget", "rule": "product:widget"}
+    assert body["category"] == {
+        "name": "widget", "text": "Chat-widget", "rule": "product:widget",
+        "label": "category::widget", "component": None,
+    }  # fmt: skip
+    assert body["labels"][-1] == "category::widget"
     assert body["route"] == {"name": None, "tracker": "gitlab", "project": "acme/support", "board_id": None}
     assert body["sprint"]["source"] == "none"
     assert body["sprint"]["text"] == "ingen gemte sprints; brug --online"

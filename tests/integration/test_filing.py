@@ -54,7 +54,9 @@ def test_critical_report_becomes_a_hotfix_in_the_current_sprint(
     deps.runner.run(only_job(deps))
     (issue,) = tracker.issues
     assert issue.title == f"[{tracking_id}] Chat-widget indlæses ikke"
-    assert set(issue.labels) == {"severity::critical", "type::hotfix", "source::chatbot", "needs-po-review"}
+    assert set(issue.labels) == {
+        "severity::critical", "type::hotfix", "source::chatbot", "needs-po-review", "category::widget",
+    }  # fmt: skip
     assert issue.sprint_id == CURRENT.id
     ticket = deps.store.ticket_by_tracking_id(tracking_id)
     assert ticket is not None
@@ -78,7 +80,7 @@ def test_medium_report_is_a_bugfix_in_the_next_sprint(client: FlaskClient, deps:
     submit(client, **event)
     deps.runner.run(only_job(deps))
     (issue,) = tracker.issues
-    assert set(issue.labels) == {"severity::medium", "type::bugfix", "source::chatbot"}
+    assert set(issue.labels) == {"severity::medium", "type::bugfix", "source::chatbot", "category::other"}
     assert issue.sprint_id == NEXT.id
 
 
@@ -489,12 +491,15 @@ def test_route_sends_matching_reports_to_jira_with_priority(make_deps: Callable[
     (issue,) = jira.issues
     assert issue.project == "SUP"
     assert issue.priority == "Highest"
-    # the fake Jira board has no sprints, so the issue also needs planning
+    # the fake Jira board has no sprints, so the issue also needs planning; SUP has no components,
+    # so the category is a label
     assert set(issue.labels) == {
         "severity-critical",
         "hotfix",
         "source-chatbot",
         "needs-po-review",
         "needs-planning",
+        "category-billing",
     }
+    assert issue.components == ()
     assert deps.trackers["gitlab"].issues == []  # type: ignore[attr-defined]

@@ -924,6 +924,21 @@ def test_description_sections_and_footer() -> None:
     assert text.endswith(f"\n\nTracking ID: {TID}\n<!-- bridge:tracking-id={TID} -->\n")
 
 
+def test_description_names_the_category_and_its_rule_beside_the_severity() -> None:
+    """The category and the rule that fired follow the severity reasons; a rule quoting what the
+    reporter wrote as the product is inert (no mention, no reference, no Markdown)."""
+    text = render_description(new_issue(category="widget", category_rule="product:@all #1 *x*"))
+    classification = section(text, "Classification")
+    assert classification.splitlines()[-1] == f"- Category: **widget** (product:@{ZWJ}all #{ZWJ}1 \\*x\\*)"
+    assert "- Category:" not in render_description(new_issue())
+
+
+def test_components_asks_nothing(tracker: GitLabTracker, rsps: responses.RequestsMock) -> None:
+    """GitLab has no components: the category is a scoped label, and no request is made."""
+    assert tracker.components(DEST) == ()
+    assert len(rsps.calls) == 0
+
+
 def test_description_needs_planning_without_sprint() -> None:
     """No sprint renders 'needs planning'; a PO-review-free classification says 'no'."""
     issue = new_issue(

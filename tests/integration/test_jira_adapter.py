@@ -327,6 +327,53 @@ def test_create_issue_posts_fields_and_nothing_else(tracker: JiraTracker, api: r
     assert tracker.sprint_on_create is False
 
 
+def test_create_issue_sends_the_category_component_by_name(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """A category that goes in as a component is the ``components`` field, by the name the project
+    spells it; the description names the category and the rule that fired beside the severity."""
+    api.post(f"{API}/issue", status=201, json=CREATED)
+    issue = new_issue(category="widget", category_rule="product:Chat widget!", components=("Widget",))
+    tracker.create_issue(DEST, issue)
+    fields = body(api.calls[0])["fields"]
+    assert fields["components"] == [{"name": "Widget"}]
+    assert fields["labels"] == ["support", "chat-intake"]
+    classification = fields["description"].split("h3. Classification")[1].split("h3. Planned sprint")[0]
+    assert "* Rules: login\\_down, many\\_users\n* Category: widget (product:Chat widget\\!)" in classification
+
+
+def test_create_issue_without_a_component_sends_none(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """No category component (the category went in as a label): no ``components`` field at all."""
+    api.post(f"{API}/issue", status=201, json=CREATED)
+    tracker.create_issue(DEST, new_issue(category="reports", category_rule="default"))
+    fields = body(api.calls[0])["fields"]
+    assert "components" not in fields
+    assert "* Category: reports (default)" in fields["description"]
+
+
+def test_components_lists_the_projects_component_names(tracker: JiraTracker, api: responses.RequestsMock) -> None:
+    """``GET /project/{key}/components`` (Jira's documented shape): the names, in Jira's order."""
+    api.get(
+        f"{API}/project/SUP/components",
+        json=[
+            {"self": f"{API}/component/10000", "id": "10000", "name": "Widget", "description": "Chat widget",
+             "assigneeType": "PROJECT_LEAD", "isAssigneeTypeValid": False, "project": "SUP", "projectId": 10000},
+            {"self": f"{API}/component/10001", "id": "10001", "name": "billing", "project": "SUP", "projectId": 10000},
+        ],
+    )  # fmt: skip
+    assert tracker.components(DEST) == ("Widget", "billing")
+    assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize(("status", "error"), [(404, PermanentError), (403, PermanentError), (503, RetryableError)])
+def test_components_errors_are_typed(
+    tracker: JiraTracker, api: responses.RequestsMock, status: int, error: type[Exception]
+) -> None:
+    """No such project or no permission is permanent (the filing job then writes the label), an
+    outage is retryable."""
+    api.get(f"{API}/project/SUP/components", status=status, json={"errorMessages": ["No project could be found"]})
+    with pytest.raises(error):
+        tracker.components(DEST)
+
+
 def test_create_issue_without_priority_or_sprint(tracker: JiraTracker, api: responses.RequestsMock) -> None:
     """No priority field is sent when unset, and no sprint call is made without a sprint."""
     api.post(f"{API}/issue", status=201, json=CREATED)
@@ -1027,7 +1074,7 @@ def test_description_drops_non_http_attachment_links() -> None:
 # -- issue_state --------------------------------------------------------------------------------
 
 SPRINT_FIELD = "customfield_10020"
-SNAPSHOT_FIELDS = f"summary,status,resolution,priority,labels,updated,{SPRINT_FIELD}"
+SNAPSHOT_FIELDS = f"summary,status,resolution,priority,labels,components,updated,{SPRINT_FIELD}"
 
 
 def cloud_sprint(id: int, name: str, state: str) -> dict[str, Any]:
@@ -1057,6 +1104,7 @@ def issue_fields(**overrides: Any) -> dict[str, Any]:
         "resolution": {"id": "10000", "name": "Won't Do", "self": f"{API}/resolution/10000"},
         "priority": {"id": "2", "name": "High", "self": f"{API}/priority/2"},
         "labels": ["support", "chat-intake"],
+        "components": [{"self": f"{API}/component/10000", "id": "10000", "name": "widget", "description": "Chat"}],
         "updated": "2017-11-16T18:28:14.672+0800",
         SPRINT_FIELD: [cloud_sprint(30, "Sprint 23", "closed"), cloud_sprint(31, "Sprint 24", "active")],
     }
@@ -1067,7 +1115,7 @@ def issue_fields(**overrides: Any) -> dict[str, Any]:
 def test_issue_state_reads_status_resolution_priority_labels_and_sprint(
     tracker: JiraTracker, api: responses.RequestsMock
 ) -> None:
-    """issue_state GETs the issue's snapshot fields and maps status, resolution, priority, sprint, updated."""
+    """issue_state GETs the snapshot's fields; maps status, resolution, priority, sprint, components, updated."""
     api.get(f"{API}/issue/SUP-24", json=issue_fields())
     snapshot = tracker.issue_state(DEST, IssueRef(key="SUP-24"))
     assert snapshot == IssueSnapshot(
@@ -1082,6 +1130,7 @@ def test_issue_state_reads_status_resolution_priority_labels_and_sprint(
         priority="High",
         sprint_id="31",
         updated_at=datetime(2017, 11, 16, 10, 28, 14, 672000, tzinfo=UTC),
+        components=("widget",),
     )
     assert len(api.calls) == 1
     assert path(api.calls[0]) == "/rest/api/2/issue/SUP-24"
@@ -1146,7 +1195,9 @@ def test_issue_state_uses_configured_sprint_field(api: responses.RequestsMock) -
     )
     tracker = JiraTracker(url=URL, user=USER, api_token=TOKEN, sprint_field="customfield_10104")
     assert tracker.issue_state(DEST, IssueRef(key="SUP-24")).sprint_id == "44"
-    assert query(api.calls[0])["fields"] == ["summary,status,resolution,priority,labels,updated,customfield_10104"]
+    assert query(api.calls[0])["fields"] == [
+        "summary,status,resolution,priority,labels,components,updated,customfield_10104"
+    ]
 
 
 def test_issue_state_reports_the_key_jira_answers_with(tracker: JiraTracker, api: responses.RequestsMock) -> None:

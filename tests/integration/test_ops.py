@@ -352,6 +352,7 @@ def test_tracker_calls_are_counted_with_429_and_5xx_statuses(client: FlaskClient
         ("GET", f"{JIRA}/rest/api/2/search/jql?jql=summary~ST-7K3Q9X2M", "search_jql"),
         ("POST", f"{JIRA}/rest/api/2/issue/SUP-7/transitions", "do_transition"),
         ("POST", f"{JIRA}/rest/agile/1.0/sprint/3/issue", "add_sprint_issues"),
+        ("GET", f"{JIRA}/rest/api/2/project/SUP/components", "list_components"),
         ("DELETE", f"{JIRA}/rest/api/2/issue/SUP-7", "other"),
         ("GET", "https://elsewhere.example/anna@kunde.dk", "other"),
     ],

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.adapters.store.reporting import category_column
 from bridge.bootstrap import Deps
 from bridge.cli import CliContext, cli
 from bridge.domain import Status
@@ -46,11 +45,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> N
         monkeypatch.setenv(key, value)
     for key in ("REDIS_URL", "BRIDGE_TRACKER", "JIRA_URL"):
         monkeypatch.delenv(key, raising=False)
-
-
-def category(name: str) -> str:
-    """The category a filed ticket is counted under: its own once tickets store one, else ``other``."""
-    return name if category_column() is not None else "other"
 
 
 FIRMA_RESOLVED = 25 * 3600 - 120
@@ -134,8 +128,8 @@ def test_stats_counts_the_window_from_the_database(env: None, seeded: Seeded, cl
     assert body["reports"] == 3
     assert body["by_channel"] == {"chatbot": 3}
     assert {(row["category"], row["severity"]): row["reports"] for row in body["by_category_severity"]} == {  # type: ignore[attr-defined]
-        (category("widget"), "critical"): 1,
-        (category("reports"), "medium"): 1,
+        ("widget", "critical"): 1,
+        ("reports", "medium"): 1,
         ("other", "unclassified"): 1,
     }
     assert body["time_to_triage"] == {"median_seconds": (120 + 300) / 2, "tickets": 2}
@@ -222,9 +216,9 @@ def test_metrics_show_every_ticket_by_bounded_labels(client: FlaskClient, seeded
     samples = scrape(client)
     tickets = samples["bridge_tickets"]
     assert tickets == {
-        labels(category=category("widget"), severity="critical", channel="chatbot", status="triaged"): 1,  # the old one
-        labels(category=category("widget"), severity="critical", channel="chatbot", status="resolved"): 1,
-        labels(category=category("reports"), severity="medium", channel="chatbot", status="resolved"): 1,
+        labels(category="widget", severity="critical", channel="chatbot", status="triaged"): 1,  # the old one
+        labels(category="widget", severity="critical", channel="chatbot", status="resolved"): 1,
+        labels(category="reports", severity="medium", channel="chatbot", status="resolved"): 1,
         labels(category="other", severity="unclassified", channel="chatbot", status="received"): 1,
     }
     names = set(deps.mappings.categories.names)

@@ -28,7 +28,7 @@ CONTRACT_KEYS = [
     "updated_at",
     "history",
 ]
-ADDED_KEYS = ["needs_support"]
+ADDED_KEYS = ["needs_support", "category"]
 """Fields added to the CONTRACT section 3 shape, after its own."""
 
 
@@ -131,6 +131,7 @@ def test_contract_example_before_triage(client: FlaskClient) -> None:
         "updated_at": "2026-11-25T10:15:00Z",
         "history": [{"status": "received", "at": "2026-11-25T10:15:00Z"}],
         "needs_support": False,
+        "category": None,  # decided when the ticket is filed
     }
 
 
@@ -159,6 +160,7 @@ def test_contract_example_after_triage(client: FlaskClient, deps: Deps, clock: C
             {"status": "triaged", "at": "2026-11-25T10:15:02Z"},
         ],
         "needs_support": False,
+        "category": {"name": "widget", "text": "Chat-widget"},
     }
 
 

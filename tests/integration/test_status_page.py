@@ -83,6 +83,16 @@ def test_danish_page_shows_status_plan_and_history(client: FlaskClient, deps: De
     assert '<time datetime="2026-11-25T13:15:02Z">' in html
 
 
+def test_the_page_names_the_category_in_the_reporters_language(client: FlaskClient, deps: Deps) -> None:
+    """Once filed, the page says the ticket's category (Danish text); before, it says none."""
+    _, path = submit(client)
+    assert "Kategori" not in text_of(client.get(path).get_data(as_text=True))
+    file_all(deps)
+    html = client.get(path).get_data(as_text=True)
+    assert "Kategori Chat-widget" in text_of(html)
+    assert '<dd id="category" data-category="widget">Chat-widget</dd>' in html
+
+
 def test_english_page_in_summer_time(client: FlaskClient, deps: Deps, clock: Clock) -> None:
     """An en ticket: English page; times follow Copenhagen's daylight saving (UTC+2 in June)."""
     from datetime import UTC, datetime

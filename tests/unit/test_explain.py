@@ -29,6 +29,7 @@ from bridge.pipeline.filing.explain import (
     explain,
 )
 from bridge.pipeline.filing.explain_output import as_json, as_text
+from bridge.pipeline.filing.route import CategoryMark
 from tests.conftest import CURRENT, NEXT, make_settings, report_event
 from tests.fakes import FakeTracker
 
@@ -83,7 +84,10 @@ def test_a_critical_widget_report_is_a_hotfix_for_the_product_owner_in_the_widge
     assert (result.category.name, result.category.rule) == ("widget", "product:widget")
     assert result.destination == Destination(tracker="gitlab", project="acme/support")
     assert result.route_name is None
-    assert result.labels == ("severity::critical", "type::hotfix", "source::chatbot", "needs-po-review")
+    assert result.labels == (
+        "severity::critical", "type::hotfix", "source::chatbot", "needs-po-review", "category::widget",
+    )  # fmt: skip
+    assert result.category_mark == CategoryMark(label="category::widget")
     assert result.jira_priority is None
     assert result.candidate.locale == "da"
     assert result.rules == (
@@ -126,9 +130,33 @@ def test_a_matching_route_is_named_and_a_jira_route_gets_its_priority(mappings: 
     assert result.jira_priority == "High"  # payments is at least high (severity.yaml products)
     assert "route:billing-in-jira(jira)" in result.rules
     assert result.labels[:3] == ("severity-high", "bugfix", "source-chatbot")
+    # Jira: a component if BILL has one (not read here), else the label; labels hold neither.
+    assert not any(label.startswith("category") for label in result.labels)
+    assert result.category_mark == CategoryMark(component="billing", label="category-billing")
     body = as_json(result)
     assert body["route"] == {"name": "billing-in-jira", "tracker": "jira", "project": "BILL", "board_id": 7}
-    assert "Jira priority: High" in as_text(result).splitlines()
+    assert (body["category"]["component"], body["category"]["label"]) == ("billing", "category-billing")
+    text = as_text(result).splitlines()
+    assert "Jira priority: High" in text
+    assert "  as the component billing if the project has one, else as the label category-billing" in text
+
+
+def test_a_route_by_category_matches_the_decided_category(mappings: Mappings, settings: Settings) -> None:
+    """``when: category`` routes by the category the report gets, as the filing job does."""
+    routed = dataclasses.replace(
+        mappings,
+        routing=mappings.routing.model_copy(
+            update={"routes": [Route(name="logins", when=RouteCondition(category=["login"]), tracker="jira")]}
+        ),
+    )
+    login = run(candidate_from_fields(title="Kan ikke logge ind"), routed, settings)
+    assert login.category is not None
+    assert login.category.name == "login"
+    assert (login.route_name, login.destination) == ("logins", Destination(tracker="jira", project="SUP", board_id=1))
+    other = run(candidate_from_fields(title="The chat window is blank"), routed, settings)
+    assert other.category is not None
+    assert other.category.name == "widget"
+    assert (other.route_name, other.destination) == (None, Destination(tracker="gitlab", project="acme/support"))
 
 
 def test_a_plain_report_gets_the_defaults(mappings: Mappings, settings: Settings) -> None:
@@ -289,7 +317,7 @@ def test_online_without_room_the_issue_would_need_planning(
     assert result.sprint is not None
     assert result.sprint.plan is not None
     assert result.sprint.plan.sprint is None
-    assert result.labels[-1] == "needs-planning"
+    assert result.labels[-2:] == ("needs-planning", "category::other")
     assert result.rules[-1] == "sprint:none"
     assert as_json(result)["sprint"]["text"] == "no next sprint exists or has room: filed as needs-planning"
 
@@ -371,7 +399,10 @@ def test_danish_sprint_sentences(mappings: Mappings, settings: Settings, gitlab:
 
 def test_json_carries_the_category_text_in_the_language_asked(mappings: Mappings, settings: Settings) -> None:
     result = run(widget_outage(), mappings, settings)
-    assert as_json(result, lang="da")["category"] == {"name": "widget", "text": "Chat-widget", "rule": "product:widget"}
+    assert as_json(result, lang="da")["category"] == {
+        "name": "widget", "text": "Chat-widget", "rule": "product:widget",
+        "label": "category::widget", "component": None,
+    }  # fmt: skip
     english = as_json(result, lang="en")
     assert english["category"]["text"] == "Chat widget"
     assert english["problems"] == {

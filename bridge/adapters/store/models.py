@@ -62,6 +62,8 @@ class Ticket(Base):
     impact: Mapped[str | None] = mapped_column(Text)
     declared_priority: Mapped[str | None] = mapped_column(String(100))
     product: Mapped[str | None] = mapped_column(String(100))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    """The address an email report was sent to (the category rules' ``addresses``); None for the chatbot."""
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
@@ -70,6 +72,14 @@ class Ticket(Base):
     kind: Mapped[str | None] = mapped_column(String(10))
     po_review: Mapped[bool | None] = mapped_column(Boolean)
     rules: Mapped[list[Any] | None] = mapped_column(JSON)
+    category: Mapped[str | None] = mapped_column(String(100))
+    """The ticket's category: the bridge's decision, or what support set in the tracker (then
+    ``category_source`` is ``support`` and the bridge never changes it again). None: not decided
+    yet, or filed before the bridge categorised."""
+    category_rule: Mapped[str | None] = mapped_column(String(200))
+    """Why: the rule that fired (``product:widget``), or ``changed-in-tracker``."""
+    category_source: Mapped[str | None] = mapped_column(String(10))
+    """``bridge`` or ``support``."""
     tracker: Mapped[str | None] = mapped_column(String(10))
     project: Mapped[str | None] = mapped_column(String(200))
     board_id: Mapped[int | None] = mapped_column(Integer)

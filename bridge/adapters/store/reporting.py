@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, case, distinct, func, literal, select
+from sqlalchemy import case, distinct, func, select
 
 from bridge.adapters.store.models import StatusEvent, Ticket
 from bridge.adapters.store.repository import Store
@@ -38,23 +38,16 @@ class Milestones:
     resolved: datetime | None
 
 
-def category_column() -> Any | None:
-    """``Ticket.category`` once the schema has it; None before (tickets then have no category)."""
-    return getattr(Ticket, "category", None)
-
-
 class ReportingQueries:
     def __init__(self, store: Store) -> None:
         self._store = store
 
     def ticket_groups(self, *, since: datetime | None = None, until: datetime | None = None) -> list[TicketGroup]:
-        """Tickets received in the window (every ticket without one) by category, severity, channel and
-        current status."""
-        category = category_column()
-        category_expr = category if category is not None else literal(None, String)
-        query = select(
-            category_expr.label("category"), Ticket.severity, Ticket.channel, Ticket.status, func.count()
-        ).group_by(Ticket.severity, Ticket.channel, Ticket.status, *([category] if category is not None else []))
+        """Tickets received in the window (every ticket without one) by category (as it is now: the
+        bridge's, or support's when support changed it), severity, channel and current status."""
+        query = select(Ticket.category, Ticket.severity, Ticket.channel, Ticket.status, func.count()).group_by(
+            Ticket.category, Ticket.severity, Ticket.channel, Ticket.status
+        )
         query = _received_within(query, since, until)
         with self._store.session() as session:
             rows = session.execute(query).all()

@@ -261,7 +261,15 @@ class Store:
             if row is not None and row.commented_at is None:
                 row.commented_at = self._now()
 
-    def save_decision(self, ticket_id: int, classification: Classification, dest: Destination) -> None:
+    def save_decision(
+        self,
+        ticket_id: int,
+        classification: Classification,
+        dest: Destination,
+        *,
+        category: str | None = None,
+        category_rule: str | None = None,
+    ) -> None:
         with self.session() as session:
             ticket = _get(session, ticket_id)
             ticket.severity = classification.severity.value
@@ -269,7 +277,18 @@ class Store:
             ticket.po_review = classification.po_review
             ticket.rules = list(classification.rules)
             ticket.tracker, ticket.project, ticket.board_id = dest.tracker, dest.project, dest.board_id
+            if category is not None:
+                _decide_category(ticket, category, category_rule)
             ticket.updated_at = self._now()
+
+    def save_category(self, ticket_id: int, category: str, rule: str | None) -> None:
+        """The bridge's category for a ticket that has none yet; a category already there (support's
+        above all) stays."""
+        with self.session() as session:
+            ticket = _get(session, ticket_id)
+            if ticket.category is None:
+                _decide_category(ticket, category, rule)
+                ticket.updated_at = self._now()
 
     def save_plan(self, ticket_id: int, plan: Plan) -> None:
         with self.session() as session:
@@ -686,6 +705,16 @@ def apply_plan(ticket: Ticket, plan: Plan) -> None:
     ticket.sprint_name = sprint.name if sprint else None
     ticket.sprint_start = sprint.start_date if sprint else None
     ticket.sprint_due = sprint.due_date if sprint else None
+
+
+CATEGORY_BY_BRIDGE, CATEGORY_BY_SUPPORT = "bridge", "support"
+"""``Ticket.category_source``: decided by the bridge, or changed by support in the tracker."""
+
+
+def _decide_category(ticket: Ticket, category: str, rule: str | None) -> None:
+    if ticket.category_source == CATEGORY_BY_SUPPORT:
+        return  # support has the last word
+    ticket.category, ticket.category_rule, ticket.category_source = category, rule, CATEGORY_BY_BRIDGE
 
 
 def _get(session: Session, ticket_id: int) -> Ticket:

@@ -86,6 +86,11 @@ class Tracker(Protocol):
         """Open issues carrying ``label`` in the sprint: their count, or the sum of their weight."""
         ...
 
+    def components(self, dest: Destination) -> tuple[str, ...]:
+        """The names of the project's components (Jira, ``GET /project/{key}/components``); GitLab has
+        none and answers ``()`` without a request. Callers cache it."""
+        ...
+
     def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
         """Add a comment to the issue: ``body`` is the bridge's own words (formatted as written, but
         never running GitLab quick actions or mentions); ``reporter_text``, what a reporter wrote,
@@ -97,7 +102,7 @@ class Tracker(Protocol):
         ...
 
     def issue_state(self, dest: Destination, ref: IssueRef) -> IssueSnapshot:
-        """The issue as it is now: open/closed, labels, Jira status, resolution, priority, sprint."""
+        """The issue as it is now: open/closed, labels, Jira status, resolution, priority, sprint, components."""
         ...
 
     def update_labels(self, dest: Destination, ref: IssueRef, *, add: Sequence[str], remove: Sequence[str]) -> None:

@@ -224,6 +224,10 @@ def render_description(issue: NewIssue) -> str:
         attachments = "_None._"
 
     rules = ", ".join(inline_untrusted(r, limit=100) for r in cls.rules) or "none"
+    category = []
+    if issue.category:
+        why = f" ({inline_untrusted(issue.category_rule, limit=200)})" if issue.category_rule else ""
+        category = [f"- Category: **{inline_untrusted(issue.category, limit=100)}**{why}"]
     impact = quote_untrusted(report.impact, limit=_MAX_IMPACT_CHARS) if report.impact else "_Not given._"
     description = quote_untrusted(report.description) if report.description.strip() else "_Empty._"
 
@@ -245,6 +249,7 @@ def render_description(issue: NewIssue) -> str:
                 f"- Kind: {cls.kind.value}",
                 f"- Product-owner review: {'yes' if cls.po_review else 'no'}",
                 f"- Rules fired: {rules}",
+                *category,
             ]
         ),
         "### Planned sprint",
@@ -564,6 +569,10 @@ class GitLabTracker:
             return total
 
         return self._call("sprint load", run)
+
+    def components(self, dest: Destination) -> tuple[str, ...]:
+        """GitLab has no components (the category is a scoped label): no request."""
+        return ()
 
     def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
         """Post ``body`` as a note, made inert first (see ``inert_comment``), and ``reporter_text``

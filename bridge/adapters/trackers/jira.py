@@ -157,6 +157,8 @@ class JiraTracker:
         }
         if issue.priority:
             fields["priority"] = {"name": issue.priority}
+        if issue.components:
+            fields["components"] = [{"name": name} for name in dict.fromkeys(issue.components)]
         with self._boundary("jira create issue", write=True):
             # prefetch=False: otherwise the library GETs the new issue again.
             created = self._client.create_issue(fields=fields, prefetch=False)
@@ -209,6 +211,15 @@ class JiraTracker:
                     total += float(points) if isinstance(points, int | float) else 1.0
             return total
 
+    def components(self, dest: Destination) -> tuple[str, ...]:
+        """``GET /project/{key}/components``: the names of the project's components, in Jira's order."""
+        with self._boundary(f"jira list components of {dest.project}"):
+            listed = self._get(self._rest(f"project/{_path(dest.project)}/components"))
+            if not isinstance(listed, list):
+                raise TypeError("the component list is not a JSON array")
+            names = (item.get("name") for item in listed if isinstance(item, Mapping))
+            return tuple(dict.fromkeys(name for name in names if isinstance(name, str) and name))
+
     def add_comment(self, dest: Destination, ref: IssueRef, body: str, *, reporter_text: str | None = None) -> None:
         """``body`` in wiki markup as written; ``reporter_text`` after it in a ``{noformat}`` block, so
         a reporter's ``[~accountid:...]``, ``!image!`` or ``[link|url]`` stays text."""
@@ -237,7 +248,7 @@ class JiraTracker:
         The snapshot's ``key`` is the one Jira answers with: after a move to another project the
         old key still resolves, to the issue under its new key.
         """
-        names = ["summary", "status", "resolution", "priority", "labels", "updated"]
+        names = ["summary", "status", "resolution", "priority", "labels", "components", "updated"]
         if self._sprint_field:
             names.append(self._sprint_field)
         with self._boundary(f"jira read {ref.key}"):
@@ -442,6 +453,7 @@ class JiraTracker:
             priority=_name(fields.get("priority")),
             sprint_id=_open_sprint_id(fields.get(self._sprint_field)) if self._sprint_field else None,
             updated_at=_timestamp(fields.get("updated")),
+            components=tuple(name for item in fields.get("components") or () if (name := _name(item))),
         )
 
     def _rest(self, path: str) -> str:
@@ -638,6 +650,7 @@ def render_description(issue: NewIssue) -> str:
         f"* Kind: {_plain(cls.kind.value)}",
         f"* Product-owner review: {'yes' if cls.po_review else 'no'}",
         f"* Rules: {rules}",
+        *_category_lines(issue),
         "",
         "h3. Planned sprint",
         _sprint_line(issue.sprint),
@@ -648,6 +661,15 @@ def render_description(issue: NewIssue) -> str:
         f"Tracking ID: {issue.tracking_id}",
     ]
     return "\n".join(out)
+
+
+def _category_lines(issue: NewIssue) -> list[str]:
+    """The category and the rule that fired, beside the severity (the rule may quote a reporter's
+    ``product``: escaped like every rule)."""
+    if not issue.category:
+        return []
+    why = f" ({_plain(issue.category_rule)})" if issue.category_rule else ""
+    return [f"* Category: {_plain(issue.category)}{why}"]
 
 
 def _strip_noformat(text: str) -> str:

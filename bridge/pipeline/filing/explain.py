@@ -43,8 +43,7 @@ from bridge.mappings import CategoryText, Mappings, Route, SprintPolicy
 from bridge.pipeline.filing.categorize import CategoryDecision, categorize
 from bridge.pipeline.filing.classify import classify
 from bridge.pipeline.filing.plan import SprintPlanner
-from bridge.pipeline.filing.route import _matches as route_matches
-from bridge.pipeline.filing.route import labels_for, route
+from bridge.pipeline.filing.route import CategoryMark, labels_for, route, route_matches
 from bridge.pipeline.intake.chatbot import ReportCreated, RequiredText, Text, chatbot_event, normalise_locale
 from bridge.pipeline.intake.email import parse as email_parse
 from bridge.pipeline.intake.email.process import clean_subject, reply_tokens
@@ -254,6 +253,9 @@ class ReadOnlyTracker:
         self.loads[sprint.id] = load
         return load
 
+    def components(self, dest: Destination) -> tuple[str, ...]:
+        return self._inner.components(dest)  # a read, like the sprints
+
     def _refuse(self, what: str) -> PermanentError:
         return PermanentError(f"explain only reads sprints; it does not {what}")
 
@@ -364,6 +366,10 @@ class Explanation:
     category: CategoryDecision | None = None
     category_text: CategoryText | None = None
     """What reporters see for the category, in Danish and English."""
+    category_mark: CategoryMark | None = None
+    """How the category would be written on the issue: a label, or (Jira, with
+    ``category_as_component``) the project's component of that name, else ``label``: the project's
+    components are not read here, so both are given and ``labels`` holds neither."""
     route_name: str | None = None
     """The route in ``routing.yaml`` that matched, or None for the default tracker's project."""
     destination: Destination | None = None
@@ -396,16 +402,23 @@ def explain(candidate: Candidate, *, mappings: Mappings, settings: Settings, spr
     report = candidate.report
     classification = classify(report, mappings.severity)
     category = categorize(report, mappings.categories, recipient=candidate.recipient)
-    dest = route(report, mappings.routing, settings)
+    dest = route(report, mappings.routing, settings, category=category.name)
     sprint = sprints.decide(dest, classification)
     needs_planning = sprint.plan is not None and sprint.plan.needs_planning
     labels = labels_for(dest.tracker, classification, report, mappings.routing, needs_planning=needs_planning)
+    scheme = mappings.routing.labels[dest.tracker]  # type: ignore[index]
+    mark = CategoryMark(label=scheme.category_label(category.name))
+    if dest.tracker == "jira" and scheme.category_as_component:
+        mark = CategoryMark(component=category.name, label=mark.label)  # the label if there is no component
+    else:
+        labels = (*labels, scheme.category_label(category.name))
     return Explanation(
         candidate=candidate,
         classification=classification,
         category=category,
         category_text=rule.text if (rule := mappings.categories.rule(category.name)) is not None else None,
-        route_name=_route_name(report, mappings.routing.routes),
+        category_mark=mark,
+        route_name=_route_name(report, mappings.routing.routes, category.name),
         destination=dest,
         labels=labels,
         jira_priority=mappings.routing.jira_priority[classification.severity] if dest.tracker == "jira" else None,
@@ -413,8 +426,8 @@ def explain(candidate: Candidate, *, mappings: Mappings, settings: Settings, spr
     )
 
 
-def _route_name(report: Report, routes: Sequence[Route]) -> str | None:
-    return next((candidate.name for candidate in routes if route_matches(candidate, report)), None)
+def _route_name(report: Report, routes: Sequence[Route], category: str) -> str | None:
+    return next((candidate.name for candidate in routes if route_matches(candidate, report, category)), None)
 
 
 def _blank_none(value: str | None) -> str | None:

@@ -39,6 +39,10 @@ _TEXT: dict[str, dict[Lang, str]] = {
     "yes": {"en": "yes", "da": "ja"},
     "no": {"en": "no", "da": "nej"},
     "category": {"en": "category", "da": "kategori"},
+    "category.component": {
+        "en": "as the component {component} if the project has one, else as the label {label}",
+        "da": "som komponenten {component}, hvis projektet har en, ellers som etiketten {label}",
+    },
     "route": {"en": "route", "da": "rute"},
     "route.default": {"en": "default", "da": "standard"},
     "board": {"en": "board", "da": "board"},
@@ -118,10 +122,13 @@ def as_json(explanation: Explanation, *, lang: Lang = "en") -> dict[str, Any]:
         body["po_review"] = classification.po_review
     if explanation.category is not None:
         category_text = explanation.category_text
+        mark = explanation.category_mark
         body["category"] = {
             "name": explanation.category.name,
             "text": getattr(category_text, lang) if category_text is not None else None,
             "rule": explanation.category.rule,
+            "label": mark.label if mark is not None else None,
+            "component": mark.component if mark is not None else None,
         }
     dest = explanation.destination
     if dest is not None:
@@ -204,6 +211,9 @@ def as_text(explanation: Explanation, *, lang: Lang = "en") -> str:
         shown = getattr(explanation.category_text, lang) if explanation.category_text is not None else None
         name = explanation.category.name + (f" ({shown})" if shown else "")
         line("category", f"{name}; {explanation.category.rule}")
+        mark = explanation.category_mark
+        if mark is not None and mark.component is not None:
+            lines.append(f"  {text('category.component', lang, component=mark.component, label=mark.label)}")
     dest = explanation.destination
     if dest is not None:
         board = f" {text('board', lang)} {dest.board_id}" if dest.board_id else ""

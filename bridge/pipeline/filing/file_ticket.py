@@ -1,4 +1,4 @@
-"""The ``file_ticket`` job: classify, route, plan, create the tracker issue once, put it in its sprint.
+"""The ``file_ticket`` job: classify, categorise, route, plan, create the tracker issue once, put it in its sprint.
 
 Each step's outcome is stored before the next starts, so a retry after a crash or
 an outage continues with the same decisions instead of making new ones.
@@ -6,6 +6,7 @@ an outage continues with the same decisions instead of making new ones.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -34,9 +35,11 @@ from bridge.domain import (
 )
 from bridge.errors import BridgeError, OutcomeUnknown, PermanentError, RetryableError
 from bridge.mappings import Mappings
+from bridge.pipeline.filing.categorize import CategoryDecision, categorize
 from bridge.pipeline.filing.classify import classify
+from bridge.pipeline.filing.components import ProjectComponents
 from bridge.pipeline.filing.plan import SprintPlanner
-from bridge.pipeline.filing.route import labels_for, route
+from bridge.pipeline.filing.route import category_mark, labels_for, route
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +113,11 @@ def tracker_for(trackers: Mapping[str, Tracker], dest: Destination) -> Tracker:
 class TicketFiler:
     """File the ticket's issue, in steps that each store their outcome before the next:
 
-    1. classification and destination; 2. the plan (sprint); 3. the issue: found by its tracking
-    ID, or created, its key stored as soon as the tracker answers; 4. the issue into its sprint,
-    choosing the sprint again if the planned one has closed meanwhile; 5. ``filed_at`` and
-    ``triaged``. A retry continues with the first step that has no stored outcome.
+    1. classification, category and destination (routing may depend on the category); 2. the plan
+    (sprint); 3. the issue: found by its tracking ID, or created, its key stored as soon as the
+    tracker answers; 4. the issue into its sprint, choosing the sprint again if the planned one has
+    closed meanwhile; 5. ``filed_at`` and ``triaged``. A retry continues with the first step that
+    has no stored outcome.
     """
 
     def __init__(
@@ -125,6 +129,7 @@ class TicketFiler:
         settings: Settings,
         planner: SprintPlanner,
         clock: Callable[[], datetime],
+        components: ProjectComponents | None = None,
     ) -> None:
         self._store = store
         self._trackers = trackers
@@ -132,6 +137,9 @@ class TicketFiler:
         self._settings = settings
         self._planner = planner
         self._now = clock
+        self._components = components or ProjectComponents(
+            trackers=trackers, cache_seconds=mappings.sprints.cache_seconds
+        )
 
     def __call__(self, job: Job) -> None:
         ticket = self._store.job_ticket(job)
@@ -142,8 +150,17 @@ class TicketFiler:
         classification, dest = classification_of(ticket), destination_of(ticket)
         if classification is None or dest is None:
             classification = classify(report, self._mappings.severity)
-            dest = route(report, self._mappings.routing, self._settings)
-            self._store.save_decision(ticket.id, classification, dest)
+            category = self._categorize(ticket, report)
+            dest = route(report, self._mappings.routing, self._settings, category=category.name)
+            self._store.save_decision(
+                ticket.id, classification, dest, category=category.name, category_rule=category.rule
+            )
+            ticket.category, ticket.category_rule = category.name, category.rule
+        elif ticket.category is None and ticket.issue_key is None:
+            # Decided before the bridge categorised, not filed yet: the issue can still carry one.
+            category = self._categorize(ticket, report)
+            self._store.save_category(ticket.id, category.name, category.rule)
+            ticket.category, ticket.category_rule = category.name, category.rule
         tracker = tracker_for(self._trackers, dest)
 
         plan = plan_of(ticket)
@@ -199,7 +216,7 @@ class TicketFiler:
                 )
         self._store.update_ticket(ticket.id, _create_attempt(self._now()))
         try:
-            ref = tracker.create_issue(dest, self._new_issue(ticket, report, classification, plan, dest))
+            ref = self._create(tracker, dest, self._new_issue(ticket, report, classification, plan, dest))
         except OutcomeUnknown:
             raise  # the attempt stays recorded: the retry looks before it creates
         except BridgeError:
@@ -208,6 +225,24 @@ class TicketFiler:
         self._store.update_ticket(ticket.id, _issue_change(ref))
         self._planner.record_filed(dest, plan, classification)
         return ref, "created"
+
+    def _create(self, tracker: Tracker, dest: Destination, issue: NewIssue) -> IssueRef:
+        """Create the issue; when Jira refuses it with the category's component (deleted since the
+        components were read, or not on the project's create screen), create it with the category's
+        label instead. A refused create made nothing, so trying again at once is safe."""
+        try:
+            return tracker.create_issue(dest, issue)
+        except PermanentError as exc:
+            if not issue.components or issue.category is None:
+                raise
+            error = str(exc)
+        log.warning(
+            "category.component_refused", extra={"tracker": dest.tracker, "project": dest.project, "error": error}
+        )
+        self._components.forget(dest)
+        scheme = self._mappings.routing.labels[dest.tracker]  # type: ignore[index]
+        labels = tuple(dict.fromkeys((*issue.labels, scheme.category_label(issue.category))))
+        return tracker.create_issue(dest, dataclasses.replace(issue, components=(), labels=labels))
 
     def _place(
         self,
@@ -256,6 +291,9 @@ class TicketFiler:
         )
         return replanned
 
+    def _categorize(self, ticket: Ticket, report: Report) -> CategoryDecision:
+        return categorize(report, self._mappings.categories, recipient=ticket.recipient)
+
     def _finish(self, session: Session, ticket: Ticket, now: datetime) -> None:
         ticket.filed_at = now
         if ticket.status == Status.RECEIVED.value:
@@ -266,6 +304,13 @@ class TicketFiler:
     ) -> NewIssue:
         routing = self._mappings.routing
         labels = labels_for(dest.tracker, classification, report, routing, needs_planning=plan.needs_planning)
+        components: tuple[str, ...] = ()
+        if ticket.category is not None:
+            scheme = routing.labels[dest.tracker]  # type: ignore[index]
+            known = self._components.of(dest) if dest.tracker == "jira" and scheme.category_as_component else ()
+            mark = category_mark(dest.tracker, ticket.category, routing, known)
+            labels = (*labels, mark.label) if mark.label else labels
+            components = (mark.component,) if mark.component else ()
         private = self._settings.privacy.reporter_email_in_tracker
         return NewIssue(
             tracking_id=ticket.tracking_id,
@@ -276,6 +321,9 @@ class TicketFiler:
             sprint=plan.sprint,
             reporter_name=ticket.reporter_name,
             reporter_email=ticket.reporter_email if private else None,
+            category=ticket.category,
+            category_rule=ticket.category_rule,
+            components=components,
         )
 
 

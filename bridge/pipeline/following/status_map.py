@@ -1,4 +1,4 @@
-"""Tracker issue state -> reporter-facing status and severity, from ``mappings/status.yaml``.
+"""Tracker issue state -> reporter-facing status, severity and category, from ``mappings/``.
 
 Pure: it looks only at the issue as the tracker reports it now and at what the reporter
 was last told, so applying the same state twice, or a late one, changes nothing.
@@ -7,6 +7,7 @@ was last told, so applying the same state twice, or a late one, changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.domain import IssueSnapshot, Severity, Status
@@ -92,3 +93,38 @@ def severity_in_tracker(
     # With two severity labels at once, the one that is not the current one was just added.
     changed = [s for s in found if s is not current]
     return max(changed, key=lambda s: s.rank) if changed else None
+
+
+CATEGORY_MAX = 100
+"""Longest category kept (the ticket's column); a longer name written in the tracker is cut."""
+
+
+def categories_in_tracker(tracker: str, issue: IssueSnapshot, labels: LabelScheme, names: Sequence[str]) -> list[str]:
+    """Every category the issue carries, in the order found: labels of the scheme's ``category``
+    form (any name: support may write one ``categories.yaml`` does not have, kept as written), then
+    for Jira with ``category_as_component`` the components named like a known category (other
+    components are the project's own business). A known name is spelt as in the mapping."""
+    known = {name.casefold(): name for name in names}
+    found: list[str] = []
+    for label in issue.labels:
+        name = labels.category_of_label(label)
+        if name is not None:
+            found.append(known.get(name.casefold(), name[:CATEGORY_MAX]))
+    if tracker == "jira" and labels.category_as_component:
+        found += [known[c.casefold()] for c in issue.components if c.casefold() in known]
+    return list(dict.fromkeys(found))
+
+
+def category_in_tracker(
+    tracker: str, issue: IssueSnapshot, labels: LabelScheme, names: Sequence[str], current: str | None
+) -> str | None:
+    """The category support set in the tracker, when it differs from ``current``; else None.
+
+    With several categories on the issue, the ones that are not ``current`` were just added; of
+    those, a known one comes first (in ``categories.yaml``'s order), then the rest by name. An issue
+    that carries no category at all says nothing: the ticket keeps its own."""
+    changed = [name for name in categories_in_tracker(tracker, issue, labels, names) if name != current]
+    if not changed:
+        return None
+    order = {name: index for index, name in enumerate(names)}
+    return min(changed, key=lambda name: (order.get(name, len(order)), name))

@@ -1,9 +1,10 @@
 """Tracker -> ticket: the ``sync_ticket`` and ``relay_comment`` jobs.
 
 ``sync_ticket`` reads the issue fresh from the tracker and brings the ticket in line
-(status, and a severity changed by support, which re-plans the sprint). Webhooks,
-reconciliation and replays all go through it, so late or repeated deliveries are
-harmless. ``relay_comment`` passes a developer's public comment on to the reporter.
+(status, a severity changed by support, which re-plans the sprint, and a category changed by
+support, which the bridge never changes back). Webhooks, reconciliation and replays all go
+through it, so late or repeated deliveries are harmless. ``relay_comment`` passes a
+developer's public comment on to the reporter.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bridge import metrics
 from bridge.adapters.store.models import Job, Ticket
-from bridge.adapters.store.repository import Store, apply_plan
+from bridge.adapters.store.repository import CATEGORY_BY_SUPPORT, Store, apply_plan
 from bridge.adapters.trackers.base import Tracker
 from bridge.domain import Account, Classification, Destination, IssueRef, IssueSnapshot, Kind, Severity, Status
 from bridge.errors import NotFoundError, RetryableError
@@ -32,7 +34,7 @@ from bridge.pipeline.filing.plan import SprintPlanner
 from bridge.pipeline.filing.route import labels_for
 from bridge.pipeline.following import support
 from bridge.pipeline.following.events import JIRA_DELETE_EVENTS
-from bridge.pipeline.following.status_map import map_status, severity_in_tracker
+from bridge.pipeline.following.status_map import category_in_tracker, map_status, severity_in_tracker
 from bridge.pipeline.notifying.notices import NoticeScheduler
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class TrackerSync:
         if support.issue_readable_again(self._store, ticket):
             log.info("ticket.support_flag_cleared", extra={"tracking_id": ticket.tracking_id, "issue": ref.key})
         self._follow_severity(ticket, dest, ref, tracker, issue)
+        self._follow_category(ticket, dest, issue)
         mapped = map_status(dest.tracker, issue, Status(ticket.status), self._mappings.status)
         if mapped is not None and self._store.set_status(ticket.id, mapped.status, reason=mapped.reason):
             log.info(
@@ -144,6 +147,41 @@ class TrackerSync:
                 "sprint": kept.sprint.name if kept.sprint else None,
             },
         )
+
+    def _follow_category(self, ticket: Ticket, dest: Destination, issue: IssueSnapshot) -> None:
+        """Store a category support set in the tracker as theirs: the bridge never changes it back
+        (a severity re-plan leaves category labels alone). Counted, never mailed to the reporter."""
+        scheme = self._mappings.routing.labels[dest.tracker]  # type: ignore[index]
+        names = self._mappings.categories.names
+        found = category_in_tracker(dest.tracker, issue, scheme, names, ticket.category)
+        if found is None:
+            return
+        changed: list[str | None] = []
+
+        def change(session: Session, row: Ticket, now: datetime) -> None:
+            if row.category == found:
+                return  # an earlier run already took it
+            changed.append(row.category)
+            row.category, row.category_rule, row.category_source = found, CHANGED_IN_TRACKER, CATEGORY_BY_SUPPORT
+
+        self._store.update_ticket(ticket.id, change)
+        if not changed:
+            return
+        metrics.category_change(found if found in names else metrics.OTHER)
+        log.info(
+            "ticket.category_changed",
+            extra={
+                "tracking_id": ticket.tracking_id,
+                "issue": issue.key,
+                "from": changed[0],
+                "to": found,
+                "known": found in names,
+            },
+        )
+
+
+CHANGED_IN_TRACKER = "changed-in-tracker"
+"""``Ticket.category_rule`` of a category support set in the tracker."""
 
 
 def is_own(account: Account, actor_id: object, actor_username: object) -> bool:

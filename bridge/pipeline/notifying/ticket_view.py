@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from bridge.adapters.store.models import StatusEvent, Ticket
 from bridge.domain import Kind, SprintSlot, Status
+from bridge.mappings import CategoryRules
 from bridge.wording import StatusTexts
 
 _E = TypeVar("_E", Kind, SprintSlot)
@@ -69,6 +70,19 @@ class PlannedFor:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CategoryView:
+    """The ticket's category (CONTRACT section 3): its name and what reporters read for it."""
+
+    name: str
+    text: str
+    """In the ticket's language; a category support wrote in the tracker that ``categories.yaml``
+    does not have shows its name as written."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "text": self.text}
+
+
+@dataclass(frozen=True, kw_only=True)
 class HistoryEntry:
     status: Status
     name: str
@@ -98,6 +112,8 @@ class TicketView:
     history: tuple[HistoryEntry, ...]
     needs_support: bool = False
     """Set aside for support: the tracker issue can no longer be followed (never why, never the issue)."""
+    category: CategoryView | None = None
+    """None until the filing job has decided it (and for tickets filed before categories existed)."""
 
     def as_json(self, *, with_history: bool = True) -> dict[str, Any]:
         """The CONTRACT section 3 shape, keys in the CONTRACT's order; added fields after them."""
@@ -115,6 +131,7 @@ class TicketView:
         if with_history:
             body["history"] = [entry.as_json() for entry in self.history]
         body["needs_support"] = self.needs_support
+        body["category"] = self.category.as_json() if self.category else None
         return body
 
 
@@ -143,7 +160,21 @@ def status_name(status: Status, locale: str) -> str:
     return STATUS_NAMES.get(locale, STATUS_NAMES[FALLBACK_LOCALE])[status]
 
 
-def ticket_view(ticket: Ticket, history: Iterable[StatusEvent], wording: Mapping[str, StatusTexts]) -> TicketView:
+def category_view(ticket: Ticket, locale: str, categories: CategoryRules) -> CategoryView | None:
+    if not ticket.category:
+        return None
+    rule = categories.rule(ticket.category)
+    text = getattr(rule.text, locale, rule.text.en) if rule is not None else ticket.category
+    return CategoryView(name=ticket.category, text=text)
+
+
+def ticket_view(
+    ticket: Ticket,
+    history: Iterable[StatusEvent],
+    wording: Mapping[str, StatusTexts],
+    *,
+    categories: CategoryRules,
+) -> TicketView:
     locale = locale_of(ticket, wording)
     status = Status(ticket.status)
     kind = _enum(Kind, ticket.kind)
@@ -166,6 +197,7 @@ def ticket_view(ticket: Ticket, history: Iterable[StatusEvent], wording: Mapping
         updated_at=ticket.updated_at,
         history=entries,
         needs_support=ticket.support_reason is not None,
+        category=category_view(ticket, locale, categories),
     )
 
 
