@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     act.add_argument("tracker", choices=("gitlab", "jira"))
     act.add_argument("issue", help="GitLab iid or Jira key")
     act.add_argument("action", choices=ACTIONS)
-    act.add_argument("argument", nargs="?", default="", help="comment text, or the severity")
+    act.add_argument("argument", nargs="?", default="", help="comment text, the severity, or the category")
     act.add_argument("--internal", action="store_true", help="internal comment")
     act.add_argument("--resolution", choices=RESOLUTIONS, default="fixed")
     return root
@@ -113,6 +113,7 @@ def _act(args: argparse.Namespace) -> int:
         "action": args.action,
         "text": args.argument if args.action == "comment" else "",
         "severity": args.argument if args.action == "severity" else "",
+        "category": args.argument if args.action == "category" else "",
         "internal": args.internal,
         "resolution": args.resolution,
     }

@@ -143,7 +143,8 @@ def close_sprint() -> Response:
 
 @bp.post("/act")
 def act() -> Response:
-    """Act as the developer: ``{"tracker", "issue", "action", "text", "internal", "resolution", "severity"}``."""
+    """Act as the developer: ``{"tracker", "issue", "action", "text", "internal", "resolution", "severity",
+    "category"}``."""
     body = json_body()
     try:
         message = devactions.run(
@@ -156,6 +157,7 @@ def act() -> Response:
                 internal=truthy(body.get("internal", False)),
                 resolution=str(body.get("resolution") or "fixed"),
                 severity=str(body.get("severity") or ""),
+                category=str(body.get("category") or ""),
             ),
         )
     except devactions.ActionError as exc:

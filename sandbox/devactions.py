@@ -2,12 +2,16 @@
 
 GitLab: ``progress``/``qa`` set the scoped label ``workflow::in progress``/``workflow::qa``; ``close``
 closes, adding ``resolution::<r>`` unless the resolution is ``fixed``; ``reopen`` reopens and drops
-``resolution::*``; ``severity <x>`` sets ``severity::<x>``; ``comment`` adds a (possibly internal) note.
-Jira: the same verbs run workflow transitions, set the resolution, priority and ``severity-<x>``.
+``resolution::*``; ``severity <x>`` sets ``severity::<x>``; ``category <x>`` sets the scoped label
+``category::<x>``; ``comment`` adds a (possibly internal) note.
+Jira: the same verbs run workflow transitions, set the resolution, priority and ``severity-<x>``;
+``category <x>`` sets the component ``<x>`` when the project has one (dropping ``category-*`` labels),
+else the label ``category-<x>`` (dropping the other ``category-*`` labels and the components).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sandbox.gitlab_model import GitLabError, IssueUpdate
@@ -15,7 +19,7 @@ from sandbox.jira_model import JiraChange, JiraError, JiraIssue
 from sandbox.state import Sandbox
 from sandbox.webhooks import Delivery
 
-ACTIONS = ("progress", "qa", "close", "reopen", "comment", "severity")
+ACTIONS = ("progress", "qa", "close", "reopen", "comment", "severity", "category")
 RESOLUTIONS = ("fixed", "duplicate", "wontfix", "cannot-reproduce")
 SEVERITIES = ("critical", "high", "medium", "low")
 JIRA_RESOLUTIONS = {
@@ -25,6 +29,10 @@ JIRA_RESOLUTIONS = {
     "cannot-reproduce": "Cannot Reproduce",
 }
 JIRA_PRIORITIES = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
+CATEGORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,49}")
+"""A category name both trackers take as (part of) a label: no spaces, no commas."""
+CATEGORY_SUGGESTIONS = ("login", "billing", "chat-history", "widget", "integrations", "reports", "admin", "other")
+"""The bridge's shipped ``mappings/categories.yaml`` names, offered on the page (any name may be typed)."""
 
 
 class ActionError(ValueError):
@@ -41,6 +49,7 @@ class Act:
     internal: bool = False
     resolution: str = "fixed"
     severity: str = ""
+    category: str = ""
 
 
 def run(sb: Sandbox, act: Act) -> str:
@@ -51,6 +60,8 @@ def run(sb: Sandbox, act: Act) -> str:
         raise ActionError(f"resolution must be one of {', '.join(RESOLUTIONS)}")
     if act.action == "severity" and act.severity not in SEVERITIES:
         raise ActionError(f"severity must be one of {', '.join(SEVERITIES)}")
+    if act.action == "category" and not CATEGORY.fullmatch(act.category):
+        raise ActionError("a category is letters, digits, - and _ (no spaces), at most 50")
     if act.action == "comment" and not act.text.strip():
         raise ActionError("a comment needs text")
     with sb.lock:
@@ -93,6 +104,8 @@ def _gitlab(sb: Sandbox, act: Act) -> tuple[str, list[Delivery]]:
             raise ActionError(f"{ref} is not closed")
         update.state_event = "reopen"
         update.remove_labels = [x for x in issue.labels if x.startswith("resolution::")] or None
+    elif act.action == "category":
+        update.add_labels = [f"category::{act.category}"]  # scoped: replaces the other category::
     else:
         update.add_labels = [f"severity::{act.severity}"]
     change = store.update_issue(issue, dev, update)
@@ -143,6 +156,14 @@ def _jira(sb: Sandbox, act: Act) -> tuple[str, list[Delivery]]:
         if store.status(issue).category != "done":
             raise ActionError(f"{issue.key} is not done")
         changes += _transition_to(sb, issue, "To Do", {})
+    elif act.action == "category":
+        labels = [x for x in issue.labels if not x.startswith("category-")]
+        if any(c.name == act.category for c in store.components):
+            fields: dict[str, object] = {"labels": labels, "components": [{"name": act.category}]}
+        else:
+            fields = {"labels": [*labels, f"category-{act.category}"], "components": []}
+        edited = store.edit_issue(issue, fields, {}, dev)
+        changes += [edited] if edited else []
     else:
         labels = [x for x in issue.labels if not x.startswith("severity-")] + [f"severity-{act.severity}"]
         edited = store.edit_issue(

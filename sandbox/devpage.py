@@ -45,6 +45,7 @@ def _jira_rows() -> list[dict[str, Any]]:
                 "ref": issue.key,
                 "title": issue.summary,
                 "labels": list(issue.labels),
+                "components": [c.name for c in issue.components],
                 "plan": ", ".join(s.name for s in store.issue_sprints(issue)),
                 "status": status.name + (f" ({issue.resolution.name})" if issue.resolution else ""),
                 "priority": issue.priority.name,
@@ -65,6 +66,7 @@ def index() -> str:
             "jira_rows": _jira_rows(),
             "milestones": sorted(sb.gitlab.milestones.values(), key=lambda m: m.id),
             "sprints": sb.jira.board_sprints(sb.jira.board.id),
+            "components": [c.name for c in sb.jira.components],
             "targets": {k: (t.url if t else None) for k, t in sb.targets.items()},
             "rules": len(sb.faults.rules),
         }
@@ -72,6 +74,7 @@ def index() -> str:
         "index.html",
         resolutions=devactions.RESOLUTIONS,
         severities=devactions.SEVERITIES,
+        category_names=devactions.CATEGORY_SUGGESTIONS,
         **context,
     )
 
@@ -90,6 +93,7 @@ def act(tracker: str, ref: str) -> WerkzeugResponse:
                 internal=truthy(form.get("internal", "")),
                 resolution=form.get("resolution") or "fixed",
                 severity=form.get("severity", ""),
+                category=form.get("category", ""),
             ),
         )
         flash(message, "ok")

@@ -109,6 +109,16 @@ def get_project(ref: str) -> Response:
     return reply(jira_json.project(project, sb.jira, sb.base_url))
 
 
+@bp.get("/project/<ref>/components")
+def list_components(ref: str) -> Response:
+    sb = sandbox()
+    with sb.lock:
+        project = sb.jira.find_project(ref)
+        if project is None:
+            raise JiraError(404, [f"No project could be found with key '{ref}'."])
+        return reply([jira_json.component(c, project, sb.jira, sb.base_url) for c in sb.jira.components])
+
+
 @bp.get("/priority")
 def list_priorities() -> Response:
     sb = sandbox()

@@ -12,6 +12,7 @@ from sandbox.jira_model import (
     STORY_POINTS_FIELD,
     Board,
     Comment,
+    Component,
     JiraIssue,
     JiraProject,
     JiraUser,
@@ -91,6 +92,30 @@ def status(s: Status, base: str) -> JSON:
     }
 
 
+def component_ref(c: Component, base: str) -> JSON:
+    """A component as an issue's ``components`` field lists it."""
+    data: JSON = {"self": f"{base}/rest/api/2/component/{c.id}", "id": c.id, "name": c.name}
+    if c.description:
+        data["description"] = c.description
+    return data
+
+
+def component(c: Component, p: JiraProject, store: JiraStore, base: str) -> JSON:
+    """``GET /project/{key}/components``: one entry."""
+    lead = user(store.bot, base)
+    return {
+        **component_ref(c, base),
+        "lead": lead,
+        "assigneeType": "PROJECT_DEFAULT",
+        "assignee": lead,
+        "realAssigneeType": "PROJECT_DEFAULT",
+        "realAssignee": lead,
+        "isAssigneeTypeValid": True,
+        "project": p.key,
+        "projectId": int(p.id),
+    }
+
+
 def project(p: JiraProject, store: JiraStore, base: str) -> JSON:
     return {
         "self": f"{base}/rest/api/2/project/{p.id}",
@@ -102,6 +127,7 @@ def project(p: JiraProject, store: JiraStore, base: str) -> JSON:
         "style": "classic",
         "lead": user(store.bot, base),
         "issueTypes": [issue_type(t, base) for t in store.issue_types],
+        "components": [component_ref(c, base) for c in store.components],
     }
 
 
@@ -179,6 +205,7 @@ def issue_fields(issue: JiraIssue, store: JiraStore, base: str) -> JSON:
         "project": project_ref(issue.project, base),
         "priority": priority(issue.priority, base),
         "labels": list(issue.labels),
+        "components": [component_ref(c, base) for c in issue.components],
         "status": status(store.status(issue), base),
         "resolution": named("resolution", issue.resolution, base) if issue.resolution else None,
         "resolutiondate": clock.jira(issue.resolutiondate),
@@ -278,6 +305,7 @@ def fields_list() -> list[JSON]:
         system("project", "Project", "project", ["project"]),
         system("priority", "Priority", "priority", ["priority"]),
         system("labels", "Labels", "array", ["labels"]),
+        system("components", "Component/s", "array", ["component"]),
         system("status", "Status", "status", ["status"]),
         system("resolution", "Resolution", "resolution", ["resolution"]),
         system("resolutiondate", "Resolved", "datetime", ["resolutiondate", "resolved"]),

@@ -48,6 +48,15 @@ class Named:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Component:
+    """A project component (``GET /project/{key}/components``)."""
+
+    id: str
+    name: str
+    description: str = ""
+
+
 @dataclass
 class Sprint:
     id: int
@@ -104,6 +113,7 @@ class JiraIssue:
     sprint_ids: list[int] = field(default_factory=list)
     story_points: float | None = None
     comments: list[Comment] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
 
 
 @dataclass

@@ -20,6 +20,7 @@ def facts(store: JiraStore, issue: JiraIssue) -> dict[str, list[str]]:
         "project": [issue.project.key, issue.project.id, issue.project.name],
         "key": [issue.key, issue.id],
         "labels": list(issue.labels),
+        "component": [c.name for c in issue.components] + [c.id for c in issue.components],
         "sprint": [str(s.id) for s in sprints] + [s.name for s in sprints],
         "status": [status.name, status.id],
         "statuscategory": [status.category, cat_name, str(cat_id)],

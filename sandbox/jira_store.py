@@ -16,6 +16,7 @@ from sandbox.jira_model import (
     Board,
     Comment,
     CommentAdded,
+    Component,
     IssueCreated,
     IssueUpdated,
     JiraChange,
@@ -43,7 +44,8 @@ def _named(value: Any, choices: list[Named]) -> Named | None:
 
 
 class JiraStore:
-    """Project ``SUP`` (id 10000), board 1, a To Do -> In Progress -> In QA -> Done workflow."""
+    """Project ``SUP`` (id 10000), board 1, a To Do -> In Progress -> In QA -> Done workflow, and the
+    components ``widget``, ``billing`` and ``login`` (named like three of the bridge's categories)."""
 
     def __init__(self, *, bot_email: str) -> None:
         self.bot = JiraUser("712020:0b5e4c2a-bridge-bot", "Bridge Bot", bot_email)
@@ -84,6 +86,11 @@ class JiraStore:
             Transition("31", "Done", ("10000", "3", "10001"), "10002"),
             Transition("41", "QA Failed", ("10001",), "3"),
             Transition("51", "Reopen", ("10002",), "10000"),
+        ]
+        self.components = [
+            Component("10100", "widget", "The chat widget customers embed"),
+            Component("10101", "billing", "Invoices, payments and subscriptions"),
+            Component("10102", "login", "Sign-in and SSO"),
         ]
         self.sprints: dict[int, Sprint] = {}
         self.issues: dict[str, JiraIssue] = {}
@@ -163,6 +170,27 @@ class JiraStore:
                 raise JiraError(400, errors={"labels": "The label must not exceed 255 characters."})
         return list(dict.fromkeys(value))
 
+    def component(self, ref: Any) -> Component:
+        """A component by ``{"name": ...}`` or ``{"id": ...}`` (or a bare name), as Jira reads them."""
+        if isinstance(ref, str):
+            ref = {"name": ref}
+        if not isinstance(ref, dict):
+            raise JiraError(400, errors={"components": "Component must be an object with an id or a name."})
+        if "id" in ref:
+            found = next((c for c in self.components if c.id == str(ref["id"])), None)
+            if found is None:
+                raise JiraError(400, errors={"components": f"Component with id '{ref['id']}' does not exist."})
+            return found
+        found = next((c for c in self.components if c.name == ref.get("name")), None)
+        if found is None:
+            raise JiraError(400, errors={"components": f"Component name '{ref.get('name')}' is not valid"})
+        return found
+
+    def _components(self, value: Any) -> list[Component]:
+        if not isinstance(value, list):
+            raise JiraError(400, errors={"components": "Components must be a list."})
+        return list(dict.fromkeys(self.component(ref) for ref in value))
+
     def _sprint_value(self, value: Any) -> list[int]:
         if value is None:
             return []
@@ -210,6 +238,7 @@ class JiraStore:
         if errors:
             raise JiraError(400, errors=errors)
         labels = self._labels(fields.get("labels", []))
+        components = self._components(fields.get("components", []))
         sprint_ids = self._sprint_value(fields.get(SPRINT_FIELD))
         points = self._story_points(fields.get(STORY_POINTS_FIELD))
         assert project is not None
@@ -232,6 +261,7 @@ class JiraStore:
             labels=labels,
             sprint_ids=sprint_ids,
             story_points=points,
+            components=components,
         )
         self.issues[issue.key] = issue
         return IssueCreated(issue, actor)
@@ -270,6 +300,7 @@ class JiraStore:
         if labels != issue.labels:
             items.append(_item("labels", "jira", "labels", None, " ".join(issue.labels), None, " ".join(labels)))
             issue.labels = labels
+        items.extend(self._edit_components(issue, fields, update))
         if "summary" in fields:
             summary = fields["summary"]
             if not isinstance(summary, str) or not summary.strip():
@@ -310,6 +341,34 @@ class JiraStore:
         if SPRINT_FIELD in fields:
             items.extend(self._set_sprints(issue, self._sprint_value(fields[SPRINT_FIELD])))
         return self._updated(issue, actor, "issue_updated", items)
+
+    def _edit_components(
+        self, issue: JiraIssue, fields: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """``fields.components`` sets them; ``update.components`` applies set/add/remove operations.
+        The changelog has one ``Component`` item per component removed (``from``) or added (``to``)."""
+        components = list(issue.components)
+        if "components" in fields:
+            components = self._components(fields["components"])
+        for op in update.get("components", []):
+            if not isinstance(op, dict):
+                raise JiraError(400, errors={"components": "Operation must be an object."})
+            if "set" in op:
+                components = self._components(op["set"])
+            if "add" in op:
+                added = self.component(op["add"])
+                components = [*components, *([added] if added not in components else [])]
+            if "remove" in op:
+                removed = self.component(op["remove"])
+                components = [c for c in components if c != removed]
+        before, issue.components = issue.components, components
+        items = [
+            _item("Component", "jira", "components", c.id, c.name, None, None) for c in before if c not in components
+        ]
+        items += [
+            _item("Component", "jira", "components", None, None, c.id, c.name) for c in components if c not in before
+        ]
+        return items
 
     def _set_sprints(self, issue: JiraIssue, open_ids: list[int]) -> list[dict[str, Any]]:
         """Replace the issue's open sprint (closed sprints stay in its history)."""
@@ -446,7 +505,9 @@ _CREATE_FIELDS = frozenset(
         "environment",
     }
 )
-_EDIT_FIELDS = frozenset({"summary", "description", "priority", "labels", SPRINT_FIELD, STORY_POINTS_FIELD})
+_EDIT_FIELDS = frozenset(
+    {"summary", "description", "priority", "labels", "components", SPRINT_FIELD, STORY_POINTS_FIELD}
+)
 
 
 def _num(value: float | None) -> str | None:

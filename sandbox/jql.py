@@ -21,6 +21,7 @@ FIELDS: dict[str, str] = {
     "id": "key",
     "labels": "labels",
     "label": "labels",
+    "component": "component",
     "sprint": "sprint",
     "cf[10020]": "sprint",
     "status": "status",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -77,6 +78,51 @@ def test_jira_qa_walks_the_workflow_and_severity_sets_priority(http: requests.Se
     assert (fields["priority"]["name"], fields["labels"]) == ("High", ["severity-high"])
     bad = requests.post(f"{url}/_sandbox/act", json={"tracker": "jira", "issue": key, "action": "reopen"}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_form_sets_a_gitlab_category_as_a_scoped_label(receiver: Receiver, http: requests.Session, url: str) -> None:
+    """``category billing`` replaces the issue's ``category::`` label, as the developer, with an Issue Hook."""
+    http.post(f"{url}/api/v4/projects/1/issues", json={"title": "cat", "labels": "category::widget,severity::high"})
+    form = {"action": "category", "category": "billing"}
+    assert requests.post(f"{url}/dev/gitlab/1", data=form, allow_redirects=False, timeout=5).status_code == 303
+    issue = http.get(f"{url}/api/v4/projects/1/issues/1").json()
+    assert sorted(issue["labels"]) == ["category::billing", "severity::high"]
+    hook = receiver.wait_count(2, "/gitlab")[-1]
+    assert hook.json["user"]["username"] == "developer"
+    page = requests.get(f"{url}/", timeout=5).text
+    assert 'name="action" value="category"' in page
+    assert '<option value="chat-history">' in page
+
+
+def test_jira_category_is_the_component_when_the_project_has_one_else_the_label(
+    receiver: Receiver, http: requests.Session, url: str
+) -> None:
+    """Jira: ``category billing`` sets the component billing (dropping ``category-`` labels); a category
+    the project has no component for becomes the label ``category-<name>`` and the components go."""
+    key = new_jira_issue(http, url, "cat", labels=["severity-high", "category-old"], components=[{"name": "widget"}])[
+        "key"
+    ]
+
+    def act(category: str) -> dict[str, Any]:
+        body = {"tracker": "jira", "issue": key, "action": "category", "category": category}
+        response = requests.post(f"{url}/_sandbox/act", json=body, timeout=5)
+        assert response.status_code == 200, response.text
+        fields: dict[str, Any] = http.get(f"{url}/rest/api/2/issue/{key}").json()["fields"]
+        return fields
+
+    fields = act("billing")
+    assert [c["name"] for c in fields["components"]] == ["billing"]
+    assert fields["labels"] == ["severity-high"]
+    fields = act("mobile-app")
+    assert fields["components"] == []
+    assert fields["labels"] == ["severity-high", "category-mobile-app"]
+    changelog = receiver.wait_count(3, "/jira")[-1].json["changelog"]["items"]
+    assert {(i["field"], i["fromString"], i["toString"]) for i in changelog} == {
+        ("labels", "severity-high", "severity-high category-mobile-app"),
+        ("Component", "billing", None),
+    }
+    bad = {"tracker": "jira", "issue": key, "action": "category", "category": "two words"}
+    assert requests.post(f"{url}/_sandbox/act", json=bad, timeout=5).status_code == 400
 
 
 def _free_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 import requests
 from jira.exceptions import JIRAError
 
-from tests.sandbox.conftest import new_jira_issue
+from tests.sandbox.conftest import Receiver, new_jira_issue
 
 JIRA_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 
@@ -211,3 +211,49 @@ def test_jql_date_comparison_on_updated(url: str, http: requests.Session) -> Non
     assert created["key"] not in keys('project = SUP AND updated >= "2999-01-01 00:00"')
     bad = http.get(f"{url}/rest/api/2/search", params={"jql": 'updated >= "yesterday"'}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_project_components_are_listed_and_set_on_create(jr: jira.JIRA, http: requests.Session, url: str) -> None:
+    """``GET /project/SUP/components`` lists the seeded components (the library reads them); a create
+    names components by name or id and the issue shows them; an unknown one is Jira's 400."""
+    assert [c.name for c in jr.project_components("SUP")] == ["widget", "billing", "login"]
+    listed = http.get(f"{url}/rest/api/2/project/SUP/components").json()
+    assert {k: listed[0][k] for k in ("id", "name", "project", "projectId")} == {
+        "id": "10100", "name": "widget", "project": "SUP", "projectId": 10000,
+    }  # fmt: skip
+    assert http.get(f"{url}/rest/api/2/project/NOPE/components").status_code == 404
+
+    created = new_jira_issue(http, url, "with components", components=[{"name": "widget"}, {"id": "10101"}])
+    fields = http.get(f"{url}/rest/api/2/issue/{created['key']}", params={"fields": "components"}).json()["fields"]
+    assert [(c["id"], c["name"]) for c in fields["components"]] == [("10100", "widget"), ("10101", "billing")]
+
+    body = {
+        "fields": {
+            "project": {"key": "SUP"},
+            "issuetype": {"name": "Bug"},
+            "summary": "s",
+            "components": [{"name": "Mobile"}],
+        }
+    }
+    refused = http.post(f"{url}/rest/api/2/issue", json=body)
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {"components": "Component name 'Mobile' is not valid"}
+
+
+def test_component_changes_are_in_the_webhook_changelog(receiver: Receiver, http: requests.Session, url: str) -> None:
+    """``PUT /issue`` sets or adds/removes components; the ``jira:issue_updated`` changelog has one
+    ``Component`` item per component removed or added, and the issue in the body shows the new ones."""
+    created = new_jira_issue(http, url, "move me", components=[{"name": "widget"}])
+    answer = http.put(
+        f"{url}/rest/api/2/issue/{created['key']}",
+        json={"update": {"components": [{"remove": {"name": "widget"}}, {"add": {"name": "billing"}}]}},
+    )
+    assert answer.status_code == 204
+    hooks = receiver.wait_count(2, "/jira")
+    updated = hooks[-1].json
+    assert updated["webhookEvent"] == "jira:issue_updated"
+    items = [(i["field"], i["fieldId"], i["fromString"], i["toString"]) for i in updated["changelog"]["items"]]
+    assert items == [("Component", "components", "widget", None), ("Component", "components", None, "billing")]
+    assert [c["name"] for c in updated["issue"]["fields"]["components"]] == ["billing"]
+    search = http.get(f"{url}/rest/api/2/search", params={"jql": "component = billing", "fields": "summary"}).json()
+    assert [i["key"] for i in search["issues"]] == [created["key"]]
