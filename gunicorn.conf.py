@@ -1,16 +1,36 @@
 """gunicorn settings; every value can be overridden on the command line or by GUNICORN_CMD_ARGS."""
 
 import os
+import shlex
+import sys
 import warnings
-from pathlib import Path
 
-from gevent.monkey import MonkeyPatchWarning
+from gevent import monkey
 
-from bridge import metrics
 
-# gunicorn itself imports ssl before its gevent worker patches the standard library; gevent warns
-# about that for Python 3.6's RecursionError, which Python 3.11 does not have.
-warnings.filterwarnings("ignore", category=MonkeyPatchWarning)
+def _worker_class_asked() -> str:
+    """The worker class given on the command line or in GUNICORN_CMD_ARGS (they win over this file)."""
+    args = [*sys.argv[1:], *shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))]
+    for index, arg in enumerate(args):
+        if arg in ("-k", "--worker-class") and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--worker-class="):
+            return arg.partition("=")[2]
+    return "gevent"
+
+
+# Patch before anything of the bridge is imported: the web workers are forked from this process
+# with their modules already loaded, and psycopg picks its wait function when it is imported (the
+# blocking one unless gevent has patched select), so patching only in the worker, as gunicorn's
+# gevent worker does, would leave every database wait blocking the whole process. gunicorn itself
+# imported ssl already; gevent's warning about that concerns Python 3.6, not 3.11.
+if _worker_class_asked() == "gevent":
+    warnings.filterwarnings("ignore", category=monkey.MonkeyPatchWarning)
+    monkey.patch_all()
+
+from pathlib import Path  # noqa: E402
+
+from bridge import metrics  # noqa: E402
 
 # All interfaces in production; `make run` binds loopback through BIND.
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
