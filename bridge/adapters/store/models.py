@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -118,8 +119,12 @@ class Ticket(Base):
     (uploaded to the issue, or left as links), so a retried job goes on with the next one."""
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    """Indexed: the per-reporter rate limit counts the last hour's tickets."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Addresses compare case-insensitively: the per-reporter limit (this hour's tickets of one address,
+# on every report) and the status API's ?email= read this index instead of every ticket of the hour.
+Index("ix_tickets_reporter_lower_created", func.lower(Ticket.reporter_email), Ticket.created_at)
 
 
 class StatusEvent(Base):
