@@ -287,6 +287,18 @@ def test_nul_bytes_in_the_message_id_and_sender_are_stored_once(client: FlaskCli
     assert following.state == "ticket"
 
 
+def test_a_nul_in_the_recipient_address_still_opens_the_ticket(client: FlaskClient, deps: Deps) -> None:
+    """The address a mail was sent to is kept for the category rules, without the NUL no text
+    column takes: the report is filed, not set aside."""
+    raw = mail("Faktura er forkert", to="faktura@bridge.example").replace(b"To: faktura@", b"To: fak\x00tura@")
+    assert post_raw(client, raw).status_code == 200
+    drain(deps)
+    (stored,) = emails(deps)
+    assert stored.state == "ticket"
+    (ticket,) = deps.store.tickets_by_email("anna@kunde.dk")
+    assert ticket.recipient == "faktura@bridge.example"
+
+
 @pytest.mark.parametrize(
     ("headers", "query"),
     [

@@ -511,7 +511,8 @@ class EmailProcessor:
             declared_priority=(parsed.priority_hint or "")[:_PRIORITY_MAX] or None,
             product=None,
             # The address it was sent to (the envelope's first, else To/Cc): the category rules read it.
-            recipient=parsed.recipients[0][:_ADDRESS_MAX] if parsed.recipients else None,
+            # No NUL: neither database's text columns take one, and a header may carry it.
+            recipient=parsed.recipients[0].replace("\x00", "")[:_ADDRESS_MAX] or None if parsed.recipients else None,
             environment={},
             attachments=[{"filename": a.filename, "content_type": a.content_type} for a in parsed.attachments],
             reply_token=secrets.token_hex(16),
