@@ -224,6 +224,7 @@ def test_erase_leaves_no_trace_of_the_reporter_anywhere(deps: Deps, world: World
     assert found(everything, ANNA_TRACES) == []
     assert found(everything, [BO, BO_NAME, BO_TEXT]) == [BO, BO_NAME, BO_TEXT]
     assert (audit.tickets, audit.followups, audit.inbound_emails, audit.tracker_events) == (2, 1, 2, 1)
+    assert [t.recipient for t in tickets(deps) if t.erased_at is not None] == [None, None]
 
 
 def test_erase_keeps_the_tickets_their_statuses_and_tracker_links(deps: Deps, world: World) -> None:

@@ -263,6 +263,7 @@ class PersonalData:
                 "organization": ticket.organization,
             },
             "conversation_id": ticket.conversation_id,
+            "recipient": ticket.recipient,
             "title": ticket.title,
             "description": ticket.description,
             "impact": ticket.impact,
@@ -564,6 +565,7 @@ def _erase_ticket(session: Session, ticket: Ticket, pseudonym: str, scrub: _Scru
     ticket.reporter_name = None
     ticket.organization = None
     ticket.conversation_id = None
+    ticket.recipient = None  # usually our own address; without an envelope, the first To/Cc
     ticket.title = ERASED
     ticket.description = ERASED
     ticket.impact = None
