@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import current_app
 from huey import Huey
 
@@ -26,7 +27,9 @@ from bridge.adapters.queue import JobQueue, make_huey
 from bridge.adapters.store.db import make_engine
 from bridge.adapters.store.repository import Store
 from bridge.adapters.trackers.base import Tracker
-from bridge.config import Settings, load_settings, tracker_problems
+from bridge.adapters.trackers.ratelimit import StateStore, TrackerRateLimit, configured_quotas
+from bridge.adapters.trackers.ratelimit_stores import FileStore, RedisStore
+from bridge.config import GitLabSettings, JiraSettings, Settings, load_settings, tracker_problems
 from bridge.errors import ConfigError, Problem
 from bridge.jobs import Handler, JobRunner
 from bridge.mappings import Mappings, load_mappings
@@ -55,6 +58,8 @@ from bridge.pipeline.privacy.gdpr import REDACT_ISSUE, IssueRedactor, PersonalDa
 from bridge.yamlfile import LoadedYaml
 
 log = logging.getLogger(__name__)
+
+RATE_LIMIT_REDIS_TIMEOUT = 2.0
 
 
 def utc_now() -> datetime:
@@ -122,11 +127,25 @@ def _missing(loaded: LoadedYaml | None, loc: tuple[str, ...], env_var: str) -> P
 def build_trackers(settings: Settings, used: set[str]) -> dict[str, Tracker]:
     """Real tracker adapters for every tracker that routing uses. No network call here."""
     trackers: dict[str, Tracker] = {}
+    store = rate_limit_store(settings) if used else None
+
+    def rate_limit(name: str, section: GitLabSettings | JiraSettings) -> TrackerRateLimit | None:
+        if store is None:
+            return None
+        quotas = configured_quotas(
+            max_requests_per_second=section.max_requests_per_second,
+            max_requests_per_minute=section.max_requests_per_minute,
+            max_creates_per_minute=section.max_creates_per_minute,
+        )
+        return TrackerRateLimit(tracker=name, url=section.url or "", store=store, quotas=quotas)
+
     if "gitlab" in used:
         from bridge.adapters.trackers.gitlab import GitLabTracker
 
         gl = settings.trackers.gitlab
-        trackers["gitlab"] = GitLabTracker(url=gl.url or "", token=gl.token or "", timeout=gl.timeout_seconds)
+        trackers["gitlab"] = GitLabTracker(
+            url=gl.url or "", token=gl.token or "", timeout=gl.timeout_seconds, rate_limit=rate_limit("gitlab", gl)
+        )
     if "jira" in used:
         from bridge.adapters.trackers.jira import JiraTracker
 
@@ -138,8 +157,23 @@ def build_trackers(settings: Settings, used: set[str]) -> dict[str, Tracker]:
             timeout=jira.timeout_seconds,
             issue_type=jira.issue_type,
             story_points_field=jira.story_points_field,
+            rate_limit=rate_limit("jira", jira),
         )
     return trackers
+
+
+def rate_limit_store(settings: Settings) -> StateStore:
+    """Where the trackers' gates and paces are shared: Redis when the queue is on Redis (workers on
+    many machines), else files in the instance directory (the SQLite queue keeps every worker on
+    this machine). Short Redis timeouts: a slow Redis lets tracker calls go unpaced, never hangs them."""
+    if settings.queue.redis_url:
+        client = redis.Redis.from_url(
+            settings.queue.redis_url,
+            socket_connect_timeout=RATE_LIMIT_REDIS_TIMEOUT,
+            socket_timeout=RATE_LIMIT_REDIS_TIMEOUT,
+        )
+        return RedisStore(client)
+    return FileStore(settings.path(settings.server.instance_dir) / "ratelimit")
 
 
 def secret_key_for(settings: Settings) -> str:

@@ -72,7 +72,20 @@ class ChatbotSettings(_Section):
     """When set, every status change is POSTed there, signed like the chatbot's own webhooks."""
 
 
-class GitLabSettings(_Section):
+class _PacedTracker(_Section):
+    """Client-side limits of one tracker's calls, shared by every worker process (all off by default:
+    the pace then comes from the tracker's own answers, its 429s and ``RateLimit-*`` headers)."""
+
+    max_requests_per_second: int | None = Field(None, ge=1)
+    """At most this many calls to the tracker in any second."""
+    max_requests_per_minute: int | None = Field(None, ge=1)
+    """At most this many calls to the tracker in any minute."""
+    max_creates_per_minute: int | None = Field(None, ge=1)
+    """At most this many issue creations in any minute (GitLab.com allows 200 without saying so in
+    its headers)."""
+
+
+class GitLabSettings(_PacedTracker):
     url: str | None = None
     token: str | None = None
     project: str | None = None
@@ -80,7 +93,7 @@ class GitLabSettings(_Section):
     timeout_seconds: float = Field(10.0, gt=0)
 
 
-class JiraSettings(_Section):
+class JiraSettings(_PacedTracker):
     url: str | None = None
     user: str | None = None
     api_token: str | None = None

@@ -33,6 +33,7 @@ import requests
 
 from bridge.adapters.trackers.base import CapacityUnit, ChangedIssues, SprintQuery, Tracker, WebhookSetup
 from bridge.adapters.trackers.http_errors import error_for_status, error_for_write
+from bridge.adapters.trackers.ratelimit import TrackerRateLimit
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 from bridge.errors import BridgeError, OutcomeUnknown, PermanentError, RetryableError
 from bridge.metrics import install_request_metrics
@@ -433,6 +434,7 @@ class GitLabTracker:
         token: str,
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        rate_limit: TrackerRateLimit | None = None,
     ) -> None:
         self._token = token
         self._local = threading.local()
@@ -441,6 +443,8 @@ class GitLabTracker:
         self._session = session if session is not None else requests.Session()
         self._session.hooks["response"].append(self._remember_response)
         install_request_metrics(self._session, self.name)
+        if rate_limit is not None:  # every request waits for the shared gate and pace
+            rate_limit.install(self._session)
         self._gl = gitlab.Gitlab(
             url,
             private_token=token,

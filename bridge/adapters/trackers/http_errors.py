@@ -39,7 +39,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _reset_seconds(value: str, now: float) -> float | None:
+def reset_seconds(value: str, now: float) -> float | None:
     """Seconds until a reset given as Unix epoch seconds, or as a delta when small."""
     number = _seconds(value)
     if number is None:
@@ -63,12 +63,12 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
             pass
     reset = (lowered.get("ratelimit-reset") or "").strip()
     if reset:
-        seconds = _reset_seconds(reset, now)
+        seconds = reset_seconds(reset, now)
         if seconds is not None:
             return seconds
     iso_reset = (lowered.get("x-ratelimit-reset") or "").strip()
     if iso_reset:
-        seconds = _reset_seconds(iso_reset, now)
+        seconds = reset_seconds(iso_reset, now)
         if seconds is not None:
             return seconds
         try:

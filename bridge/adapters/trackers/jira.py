@@ -42,6 +42,7 @@ from jira import JIRA, JIRAError
 
 from bridge.adapters.trackers.base import CapacityUnit, ChangedIssues, SprintQuery, Tracker, WebhookSetup
 from bridge.adapters.trackers.http_errors import error_for_status, error_for_write
+from bridge.adapters.trackers.ratelimit import TrackerRateLimit
 from bridge.domain import Account, Destination, IssueRef, IssueSnapshot, NewIssue, Sprint, SprintWindow
 from bridge.errors import BridgeError, OutcomeUnknown, PermanentError, RetryableError
 from bridge.metrics import install_request_metrics
@@ -98,6 +99,7 @@ class JiraTracker:
         reopen_transitions: tuple[str, ...] = DEFAULT_REOPEN_TRANSITIONS,
         sprint_field: str = DEFAULT_SPRINT_FIELD,
         search_lag_seconds: float = DEFAULT_SEARCH_LAG_SECONDS,
+        rate_limit: TrackerRateLimit | None = None,
     ) -> None:
         self.search_lag_seconds = search_lag_seconds
         self._url = url.rstrip("/")
@@ -121,6 +123,8 @@ class JiraTracker:
             timeout=timeout,
         )
         install_request_metrics(self._client._session, self.name)
+        if rate_limit is not None:  # every request waits for the shared gate and pace
+            rate_limit.install(self._client._session)
 
     # -- Tracker protocol ---------------------------------------------------
 
